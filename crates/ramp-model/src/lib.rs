@@ -1,0 +1,10 @@
+//! Ramp's declarative documents: parsed from YAML with every field checked, and refused with
+//! errors that name the field path, the line and the column.
+
+mod duration;
+mod error;
+mod proxy;
+
+pub use duration::parse_duration;
+pub use error::{ModelError, Problem};
+pub use proxy::{ProxyConfig, Timeouts};

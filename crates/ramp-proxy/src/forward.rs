@@ -1,0 +1,256 @@
+//! One request's trip to an instance: choosing it, getting a connection, reading the response
+//! head, and deciding whether a failed attempt may be tried again.
+//!
+//! Retry policy (the router's promise that losing an instance costs clients nothing):
+//! - a refused or timed-out connect ejects the instance and is retried once on another one;
+//! - a failure on a pooled keep-alive connection before any response byte (the instance closed
+//!   it just as we reused it) is retried once on a fresh connection;
+//! - a request that reached an instance but got no response byte is retried once on another
+//!   instance only if its method is idempotent;
+//! - nothing is retried once a response byte arrived or a streamed body left the router.
+
+use std::cell::Cell;
+use std::io;
+use std::time::Duration;
+
+use bytes::Buf;
+use ramp_route::least_loaded;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::http1::headers::MAX_HEADERS;
+use crate::http1::response::{ParsedResponse, ResponseError, ResponseHead, parse_response};
+use crate::instances::InFlight;
+use crate::pool::Upstream;
+use crate::snapshot::{ProxySettings, RevisionRuntime};
+use crate::worker::Worker;
+
+/// Largest response head accepted from an instance.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A connection to an instance, held for one request.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) conn: Upstream,
+    pub(crate) in_flight: InFlight,
+    /// Came from the pool rather than a fresh connect.
+    pub(crate) reused: bool,
+    index: usize,
+}
+
+/// Why no response could be had; each maps to the status the client receives.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    #[error("no instance of the revision can take requests")]
+    NoInstance,
+    #[error("could not connect to an instance: {0}")]
+    Connect(io::Error),
+    #[error("instance did not answer in time")]
+    Timeout,
+    #[error("instance failed: {0}")]
+    Upstream(String),
+}
+
+impl ForwardError {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            ForwardError::NoInstance => 503,
+            ForwardError::Connect(_) | ForwardError::Upstream(_) => 502,
+            ForwardError::Timeout => 504,
+        }
+    }
+}
+
+/// How an attempt failed before any response byte arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Writing the request failed.
+    WriteFailed,
+    /// The request was written; the connection closed or reset without a response.
+    NoResponse,
+}
+
+/// The state of one request's attempts.
+#[derive(Debug)]
+pub(crate) struct Exchange<'a> {
+    worker: &'a Worker,
+    revision: &'a RevisionRuntime,
+    settings: &'a ProxySettings,
+    idempotent: bool,
+    tried: Vec<usize>,
+    retries_left: u8,
+    stale_left: u8,
+    fresh_only: bool,
+}
+
+impl<'a> Exchange<'a> {
+    pub(crate) fn new(
+        worker: &'a Worker,
+        revision: &'a RevisionRuntime,
+        settings: &'a ProxySettings,
+        idempotent: bool,
+    ) -> Self {
+        Exchange {
+            worker,
+            revision,
+            settings,
+            idempotent,
+            tried: Vec::new(),
+            retries_left: 1,
+            stale_left: 1,
+            fresh_only: false,
+        }
+    }
+
+    /// A connection to the least-loaded usable instance: pooled if possible, else a new one.
+    pub(crate) async fn lease(&mut self) -> Result<Lease, ForwardError> {
+        loop {
+            let index = self.pick().ok_or(ForwardError::NoInstance)?;
+            let instance = &self.revision.instances[index];
+            let in_flight = instance.start();
+            if !self.fresh_only {
+                let pooled = self
+                    .worker
+                    .pool
+                    .borrow_mut()
+                    .take(instance.addr, self.settings.timeouts.upstream_idle);
+                if let Some(conn) = pooled {
+                    return Ok(Lease {
+                        conn,
+                        in_flight,
+                        reused: true,
+                        index,
+                    });
+                }
+            }
+            let connect = TcpStream::connect(instance.addr);
+            let error = match tokio::time::timeout(self.settings.timeouts.connect, connect).await {
+                Ok(Ok(stream)) => {
+                    // Without it, small writes wait for the peer's delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    instance.connect_succeeded();
+                    return Ok(Lease {
+                        conn: Upstream::new(instance.addr, stream),
+                        in_flight,
+                        reused: false,
+                        index,
+                    });
+                }
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+            };
+            instance.connect_failed(self.worker.shared.instances.now_ms());
+            self.tried.push(index);
+            if self.retries_left == 0 {
+                return Err(ForwardError::Connect(error));
+            }
+            self.retries_left -= 1;
+            self.worker.shared.counters.count_retry();
+        }
+    }
+
+    /// Decides whether a failed attempt may be replayed, and prepares the next one if so.
+    pub(crate) fn may_retry(&mut self, lease: Lease, attempt: Attempt) -> bool {
+        let replay_safe = attempt == Attempt::WriteFailed || self.idempotent;
+        if !replay_safe {
+            return false;
+        }
+        if lease.reused && self.stale_left > 0 {
+            // Most likely the instance closed an idle connection as we picked it up.
+            self.stale_left -= 1;
+            self.fresh_only = true;
+        } else if self.retries_left > 0 {
+            self.retries_left -= 1;
+            self.tried.push(lease.index);
+            self.fresh_only = true;
+        } else {
+            return false;
+        }
+        self.worker.shared.counters.count_retry();
+        true
+    }
+
+    /// The least-loaded instance not tried yet; when every untried instance is ejected, the
+    /// least-loaded of those (an ejected instance may have recovered; 503 certainly fails).
+    fn pick(&self) -> Option<usize> {
+        let instances = &self.revision.instances;
+        let now = Cell::new(None);
+        let now_ms = || {
+            *now.get()
+                .get_or_insert_with(|| self.worker.shared.instances.now_ms())
+        };
+        let start = self.worker.random() as usize;
+        let untried = |i: usize| !self.tried.contains(&i);
+        least_loaded(instances.len(), start, |i| {
+            let usable = untried(i).then(|| instances[i].load_if_usable(now_ms));
+            usable.flatten()
+        })
+        .or_else(|| {
+            least_loaded(instances.len(), start, |i| {
+                (untried(i) && !instances[i].is_draining()).then(|| instances[i].in_flight())
+            })
+        })
+    }
+}
+
+/// Why reading a response head failed.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// Nothing arrived before the connection ended: the attempt may be retried.
+    NoResponse(String),
+    Timeout,
+    /// Part of a response arrived, or it was not HTTP.
+    Broken(String),
+}
+
+impl HeadError {
+    pub(crate) fn into_forward_error(self) -> ForwardError {
+        match self {
+            HeadError::Timeout => ForwardError::Timeout,
+            HeadError::NoResponse(why) | HeadError::Broken(why) => ForwardError::Upstream(why),
+        }
+    }
+}
+
+/// Reads one response head from `conn`. `on_head` sees it parsed in place (to write the
+/// client's head without copying headers); the head's bytes are then dropped from the buffer.
+pub(crate) async fn read_head<T>(
+    conn: &mut Upstream,
+    head_request: bool,
+    timeout: Duration,
+    on_head: impl FnOnce(&ParsedResponse<'_, '_>) -> T,
+) -> Result<(ResponseHead, T), HeadError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if !conn.buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match parse_response(&conn.buf, &mut headers, head_request) {
+                Ok(Some(parsed)) => {
+                    let value = on_head(&parsed);
+                    let head = parsed.head;
+                    conn.buf.advance(head.head_len);
+                    return Ok((head, value));
+                }
+                Ok(None) if conn.buf.len() >= MAX_RESPONSE_HEAD => {
+                    return Err(HeadError::Broken("response head too large".into()));
+                }
+                Ok(None) => {}
+                Err(ResponseError(why)) => return Err(HeadError::Broken(why.into())),
+            }
+        }
+        let started_empty = conn.buf.is_empty();
+        conn.buf.reserve(4096);
+        let failure =
+            match tokio::time::timeout_at(deadline, conn.stream.read_buf(&mut conn.buf)).await {
+                Err(_) => return Err(HeadError::Timeout),
+                Ok(Ok(0)) => "instance closed the connection".to_string(),
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => e.to_string(),
+            };
+        return Err(if started_empty {
+            HeadError::NoResponse(failure)
+        } else {
+            HeadError::Broken(failure)
+        });
+    }
+}

@@ -1,0 +1,134 @@
+//! What a request is routed with: a route table joined with the live state of its instances
+//! and the metrics of its revisions. Built off the hot path whenever the table changes, then
+//! swapped in whole.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use ramp_metrics::RevisionMetrics;
+use ramp_model::Timeouts;
+use ramp_route::RouteTable;
+
+use crate::instances::{Instance, Registry};
+
+/// Settings that may change with every table swap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    /// Response header naming the revision that served the request (lowercase), if any.
+    pub revision_header: Option<String>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Mirrored copies in flight per worker and revision; copies beyond it are dropped so a
+    /// slow mirror target never holds memory or connections the primary path needs.
+    pub mirror_concurrency: usize,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            revision_header: None,
+            timeouts: Timeouts::default(),
+            mirror_concurrency: 64,
+        }
+    }
+}
+
+/// One revision, ready for the hot path.
+#[derive(Debug)]
+pub(crate) struct RevisionRuntime {
+    pub(crate) name: Arc<str>,
+    pub(crate) instances: Vec<Arc<Instance>>,
+    pub(crate) metrics: Arc<RevisionMetrics>,
+    /// `name: value\r\n` for the revision response header, when configured.
+    pub(crate) header_line: Option<Box<[u8]>>,
+}
+
+/// A worker's handle on a snapshot. Cloning it per request is a plain increment (`Rc`); the
+/// `Arc` inside is touched only when the table changes, so requests on different cores never
+/// bounce a shared reference count between them.
+#[allow(clippy::redundant_allocation)]
+pub(crate) type LocalSnapshot = std::rc::Rc<Arc<Snapshot>>;
+
+/// An immutable routing snapshot.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) table: RouteTable,
+    pub(crate) revisions: Vec<RevisionRuntime>,
+    pub(crate) settings: ProxySettings,
+}
+
+/// Per-revision metrics by name; a revision keeps its counters while it stays in the table.
+#[derive(Debug)]
+pub(crate) struct MetricsRegistry {
+    shards: usize,
+    by_name: Mutex<BTreeMap<Arc<str>, Arc<RevisionMetrics>>>,
+}
+
+impl MetricsRegistry {
+    pub(crate) fn new(shards: usize) -> Self {
+        MetricsRegistry {
+            shards,
+            by_name: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<RevisionMetrics>>> {
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get_or_create(&self, name: &str) -> (Arc<str>, Arc<RevisionMetrics>) {
+        let mut map = self.lock();
+        if let Some((k, v)) = map.get_key_value(name) {
+            return (Arc::clone(k), Arc::clone(v));
+        }
+        let key: Arc<str> = Arc::from(name);
+        let metrics = Arc::new(RevisionMetrics::new(self.shards));
+        map.insert(Arc::clone(&key), Arc::clone(&metrics));
+        (key, metrics)
+    }
+
+    /// Keeps only the named revisions.
+    pub(crate) fn retain(&self, names: &[&str]) {
+        self.lock().retain(|k, _| names.contains(&&**k));
+    }
+
+    /// Every revision's metrics, by name.
+    pub(crate) fn all(&self) -> Vec<(Arc<str>, Arc<RevisionMetrics>)> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (Arc::clone(k), Arc::clone(v)))
+            .collect()
+    }
+}
+
+impl Snapshot {
+    /// Joins a table with live instance state and metrics.
+    pub(crate) fn build(
+        table: RouteTable,
+        settings: ProxySettings,
+        instances: &Registry,
+        metrics: &MetricsRegistry,
+    ) -> Snapshot {
+        let revisions = table
+            .revisions()
+            .iter()
+            .map(|r| {
+                let (name, metrics) = metrics.get_or_create(&r.name);
+                RevisionRuntime {
+                    header_line: settings
+                        .revision_header
+                        .as_ref()
+                        .map(|h| format!("{h}: {name}\r\n").into_bytes().into_boxed_slice()),
+                    name,
+                    instances: instances.resolve(&r.instances),
+                    metrics,
+                }
+            })
+            .collect();
+        Snapshot {
+            table,
+            revisions,
+            settings,
+        }
+    }
+}
