@@ -2,13 +2,12 @@
 //! and repeat while the connection is kept alive.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use ramp_route::Decision;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::forward::{Attempt, Exchange, ForwardError, HeadError, Lease, read_head};
 use crate::h2;
@@ -16,6 +15,7 @@ use crate::http1::body::{BodyReader, CopyError, forward_body};
 use crate::http1::request::{Method, RequestHead, parse_request};
 use crate::http1::response::{ClientPlan, ClientSide, ResponseHead};
 use crate::mirror;
+use crate::record::Recorder;
 use crate::snapshot::{LocalSnapshot, RevisionRuntime, Snapshot};
 use crate::worker::Worker;
 
@@ -50,7 +50,6 @@ enum After {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut shutdown = worker.shared.shutdown.subscribe();
     let mut client = Client {
         stream,
         buf: BytesMut::with_capacity(8 * 1024),
@@ -59,9 +58,9 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream) {
     };
     let mut first = true;
     loop {
-        match next_request(&worker, &mut client, &mut shutdown, first).await {
+        match next_request(&worker, &mut client, first).await {
             Next::Close => return,
-            Next::Http2 => return h2::serve(worker, client.stream, client.buf, shutdown).await,
+            Next::Http2 => return h2::serve(worker, client.stream, client.buf).await,
             Next::Reject(status, reason) => {
                 worker.shared.counters.count_bad_request();
                 error_response(&mut client.out, status, reason, None, true);
@@ -70,7 +69,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream) {
             }
             Next::Request(head, decision, snapshot) => {
                 let after = proxy(&worker, &mut client, head, decision, &snapshot).await;
-                if after == After::Close || worker.shared.is_shutting_down() {
+                if after == After::Close || worker.shutdown.is_started() {
                     return;
                 }
             }
@@ -80,12 +79,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream) {
 }
 
 /// Reads until a whole request head is buffered, then routes it.
-async fn next_request(
-    worker: &Worker,
-    client: &mut Client,
-    shutdown: &mut watch::Receiver<bool>,
-    first: bool,
-) -> Next {
+async fn next_request(worker: &Worker, client: &mut Client, first: bool) -> Next {
     loop {
         let snapshot = worker.snapshot();
         if !client.buf.is_empty() {
@@ -117,7 +111,7 @@ async fn next_request(
             // Between requests: an idle keep-alive connection yields to shutdown at once.
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|s| *s) => return Next::Close,
+                _ = worker.shutdown.wait() => return Next::Close,
                 read = tokio::time::timeout(timeouts.client_idle, client.stream.read_buf(&mut client.buf)) => match read {
                     Err(_) => return Next::Close,
                     Ok(read) => read,
@@ -158,10 +152,7 @@ async fn proxy(
     snapshot: &LocalSnapshot,
 ) -> After {
     client.buf.advance(head.head_len);
-    let revision = &snapshot.revisions[decision.revision];
-    let shard = revision.metrics.shard(worker.id);
-    shard.request_started();
-    let started = Instant::now();
+    let recorder = Recorder::start(snapshot, decision.revision, worker.id);
     let body_len = BodyReader::new(head.framing, false).complete_in(&client.buf);
 
     if let Some(target) = decision.mirror {
@@ -176,14 +167,9 @@ async fn proxy(
         );
     }
 
+    let revision = &snapshot.revisions[decision.revision];
     let outcome = exchange(worker, client, &head, revision, snapshot, body_len).await;
-    if outcome.upstream_failed {
-        shard.upstream_error();
-    }
-    match outcome.status {
-        Some(status) => shard.request_finished(status, started.elapsed().as_micros() as u64),
-        None => shard.request_abandoned(),
-    }
+    recorder.finish(outcome.status, outcome.upstream_failed);
     outcome.after
 }
 
@@ -198,7 +184,7 @@ async fn exchange(
     let settings = &snapshot.settings;
     let side = ClientSide {
         http10: head.http10,
-        keep_alive: head.keep_alive && !worker.shared.is_shutting_down(),
+        keep_alive: head.keep_alive && !worker.shutdown.is_started(),
         revision_line: revision.header_line.as_deref(),
     };
     let mut ex = Exchange::new(worker, revision, settings, head.method.is_idempotent());
@@ -446,15 +432,27 @@ async fn fail(
     side: &ClientSide<'_>,
     body_consumed: bool,
 ) -> Outcome {
-    let status = failure.status();
-    let reason = failure.to_string();
+    let upstream_failed = failure.is_upstream_failure();
+    let Some(status) = failure.status() else {
+        return Outcome {
+            status: None,
+            upstream_failed,
+            after: After::Close,
+        };
+    };
     // If the request body was not read to its end, its rest would be taken for a new request.
     let close = !body_consumed || !side.keep_alive;
-    error_response(&mut client.out, status, &reason, side.revision_line, close);
+    error_response(
+        &mut client.out,
+        status,
+        &failure.to_string(),
+        side.revision_line,
+        close,
+    );
     let written = client.stream.write_all(&client.out).await.is_ok();
     Outcome {
         status: written.then_some(status),
-        upstream_failed: !matches!(failure, ForwardError::NoInstance),
+        upstream_failed,
         after: if close || !written {
             After::Close
         } else {

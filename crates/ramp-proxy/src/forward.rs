@@ -18,7 +18,8 @@ use ramp_route::least_loaded;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::http1::headers::MAX_HEADERS;
+use crate::http1::body::CopyError;
+use crate::http1::headers::header_slots;
 use crate::http1::response::{ParsedResponse, ResponseError, ResponseHead, parse_response};
 use crate::instances::InFlight;
 use crate::pool::Upstream;
@@ -49,15 +50,30 @@ pub(crate) enum ForwardError {
     Timeout,
     #[error("instance failed: {0}")]
     Upstream(String),
+    /// The client stopped sending its request body (closed, stalled or sent bad framing).
+    #[error("client request body: {0}")]
+    ClientBody(#[from] CopyError),
 }
 
 impl ForwardError {
-    pub(crate) fn status(&self) -> u16 {
+    /// The status the client gets; `None` when the client is gone and nothing can be sent.
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
-            ForwardError::NoInstance => 503,
-            ForwardError::Connect(_) | ForwardError::Upstream(_) => 502,
-            ForwardError::Timeout => 504,
+            ForwardError::NoInstance => Some(503),
+            ForwardError::Connect(_) | ForwardError::Upstream(_) => Some(502),
+            ForwardError::Timeout => Some(504),
+            ForwardError::ClientBody(CopyError::SourceTimeout) => Some(408),
+            ForwardError::ClientBody(CopyError::Framing(_)) => Some(400),
+            ForwardError::ClientBody(_) => None,
         }
+    }
+
+    /// An instance (not the client, not the table) is to blame.
+    pub(crate) fn is_upstream_failure(&self) -> bool {
+        matches!(
+            self,
+            ForwardError::Connect(_) | ForwardError::Upstream(_) | ForwardError::Timeout
+        )
     }
 }
 
@@ -223,7 +239,7 @@ pub(crate) async fn read_head<T>(
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if !conn.buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut headers = header_slots();
             match parse_response(&conn.buf, &mut headers, head_request) {
                 Ok(Some(parsed)) => {
                     let value = on_head(&parsed);

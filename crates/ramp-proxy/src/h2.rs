@@ -9,7 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
@@ -20,7 +20,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ramp_route::{RequestView, find_cookie};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::Sleep;
 
 use crate::forward::{Attempt, Exchange, ForwardError, HeadError, Lease, read_head};
@@ -29,20 +28,16 @@ use crate::http1::body::BodyReader;
 use crate::http1::request::write_upstream_head_from_h2;
 use crate::http1::response::ResponseHead;
 use crate::mirror;
-use crate::snapshot::LocalSnapshot;
+use crate::record::Recorder;
 use crate::worker::Worker;
 
 /// Serves an HTTP/2 connection whose first bytes are already in `buffered`.
-pub(crate) async fn serve(
-    worker: Rc<Worker>,
-    stream: TcpStream,
-    buffered: BytesMut,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, buffered: BytesMut) {
     let io = TokioIo::new(Rewind {
         prefix: buffered,
         stream,
     });
+    let shutdown_worker = Rc::clone(&worker);
     let service = hyper::service::service_fn(move |req| handle(Rc::clone(&worker), req));
     let conn = hyper::server::conn::http2::Builder::new(LocalExec)
         .timer(TokioTimer::new())
@@ -50,7 +45,7 @@ pub(crate) async fn serve(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = shutdown.wait_for(|s| *s) => {
+        _ = shutdown_worker.shutdown.wait() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
@@ -133,9 +128,7 @@ async fn handle(
         .table
         .decide(&HeaderMapView(req.headers()), || worker.random());
     let revision = &snapshot.revisions[decision.revision];
-    let shard = revision.metrics.shard(worker.id);
-    shard.request_started();
-    let started = Instant::now();
+    let recorder = Recorder::start(&snapshot, decision.revision, worker.id);
 
     let (parts, body) = req.into_parts();
     let method = crate::http1::request::Method::classify(parts.method.as_str());
@@ -187,41 +180,47 @@ async fn handle(
         .await
     };
     drop(ex);
+    let header_pair = header.map(|(n, v)| (n.to_string(), v.to_string()));
+    let error_response = |failure: &ForwardError, status: u16| {
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8");
+        if let Some((name, value)) = &header_pair {
+            builder = builder.header(name, value);
+        }
+        let text = Bytes::from(format!("{failure}\n"));
+        builder
+            .body(H2Body::Full(Some(text)))
+            .unwrap_or_else(|_| Response::new(H2Body::Full(None)))
+    };
     let (lease, response, builder) = match sent {
         Ok(sent) => sent,
         Err(failure) => {
-            let status = failure.status();
-            if !matches!(failure, ForwardError::NoInstance) {
-                shard.upstream_error();
-            }
-            shard.request_finished(status, started.elapsed().as_micros() as u64);
-            let mut builder = Response::builder()
-                .status(status)
-                .header("content-type", "text/plain; charset=utf-8");
-            if let Some((name, value)) = header {
-                builder = builder.header(name, value);
-            }
-            let text = Bytes::from(format!("{failure}\n"));
-            return Ok(builder
-                .body(H2Body::Full(Some(text)))
-                .unwrap_or_else(|_| Response::new(H2Body::Full(None))));
+            let status = failure.status().unwrap_or(400);
+            recorder.finish(Some(status), failure.is_upstream_failure());
+            return Ok(error_response(&failure, status));
         }
     };
+    let status = response.status;
     let body = UpstreamBody {
         reader: BodyReader::new(response.framing, true),
         response,
         lease: Some(lease),
-        started,
+        recorder: Some(recorder),
         stall: Box::pin(tokio::time::sleep(timeout)),
         timeout,
-        revision: decision.revision,
-        snapshot: Rc::clone(&snapshot),
         worker: Rc::clone(&worker),
     };
-    let response = builder
-        .body(H2Body::Upstream(Box::new(body)))
-        .unwrap_or_else(|_| Response::new(H2Body::Full(None)));
-    Ok(response)
+    match builder.body(H2Body::Upstream(Box::new(body))) {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            // Headers valid in HTTP/1.1 but not representable in HTTP/2.
+            let failure = ForwardError::Upstream(format!(
+                "response {status} cannot be sent over HTTP/2: {e}"
+            ));
+            Ok(error_response(&failure, 502))
+        }
+    }
 }
 
 type Sent = (Lease, ResponseHead, http::response::Builder);
@@ -404,12 +403,11 @@ impl Body for H2Body {
 /// the pool and records the request.
 pub(crate) struct UpstreamBody {
     worker: Rc<Worker>,
-    snapshot: LocalSnapshot,
-    revision: usize,
     lease: Option<Lease>,
     reader: BodyReader,
     response: ResponseHead,
-    started: Instant,
+    /// Records the request when the body ends, fails or is dropped.
+    recorder: Option<Recorder>,
     /// Fires when the instance sends nothing for `timeout`.
     stall: Pin<Box<Sleep>>,
     timeout: Duration,
@@ -473,36 +471,27 @@ impl UpstreamBody {
             if reusable {
                 self.worker.pool.borrow_mut().put(lease.conn);
             }
-            self.record(false);
+        }
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish(Some(self.response.status), false);
         }
     }
 
     fn fail(&mut self, e: io::Error) -> io::Error {
-        if self.lease.take().is_some() {
-            self.record(true);
+        self.lease = None;
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish(Some(self.response.status), true);
         }
         e
-    }
-
-    fn record(&self, upstream_failed: bool) {
-        let shard = self.snapshot.revisions[self.revision]
-            .metrics
-            .shard(self.worker.id);
-        if upstream_failed {
-            shard.upstream_error();
-        }
-        shard.request_finished(
-            self.response.status,
-            self.started.elapsed().as_micros() as u64,
-        );
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        // The client went away mid-body: the connection is in an unknown state, drop it.
-        if self.lease.take().is_some() {
-            self.record(false);
+        // The client went away mid-body: the connection is in an unknown state and is closed;
+        // the client did get the response head, so the status counts.
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish(Some(self.response.status), false);
         }
     }
 }

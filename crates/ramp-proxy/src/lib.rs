@@ -18,6 +18,7 @@ mod http1;
 mod instances;
 mod mirror;
 mod pool;
+mod record;
 mod router;
 mod shared;
 mod snapshot;

@@ -3,7 +3,6 @@
 //! mirror target never delays or fails the request the client is waiting for.
 
 use std::rc::Rc;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::forward::{Exchange, read_head};
 use crate::http1::body::BodyReader;
 use crate::http1::request::Method;
+use crate::record::Recorder;
 use crate::snapshot::{LocalSnapshot, Snapshot};
 use crate::worker::Worker;
 
@@ -43,16 +43,10 @@ pub(crate) fn send(
     request.extend_from_slice(body);
     let (worker, snapshot) = (Rc::clone(worker), Rc::clone(snapshot));
     tokio::task::spawn_local(async move {
-        let target = &snapshot.revisions[revision];
-        let shard = target.metrics.shard(worker.id);
-        shard.request_started();
-        let started = Instant::now();
+        let recorder = Recorder::start(&snapshot, revision, worker.id);
         match exchange(&worker, &snapshot, revision, &request, method).await {
-            Some(status) => shard.request_finished(status, started.elapsed().as_micros() as u64),
-            None => {
-                shard.upstream_error();
-                shard.request_finished(502, started.elapsed().as_micros() as u64);
-            }
+            Some(status) => recorder.finish(Some(status), false),
+            None => recorder.finish(Some(502), true),
         }
         drop(slot);
     });

@@ -81,8 +81,4 @@ impl Shared {
     pub(crate) fn open_connections(&self) -> usize {
         self.active.iter().map(|a| a.load(Relaxed)).sum()
     }
-
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
 }

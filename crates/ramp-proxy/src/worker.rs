@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::LocalSet;
 
 use crate::conn;
@@ -40,6 +40,38 @@ pub(crate) struct Worker {
     cached: RefCell<(u64, LocalSnapshot)>,
     /// Mirrored copies in flight, by revision name.
     mirrors_in_flight: RefCell<HashMap<Arc<str>, usize>>,
+    /// The router's shutdown as seen by this thread's connections.
+    pub(crate) shutdown: LocalShutdown,
+}
+
+/// The router-wide shutdown signal, relayed per worker so that connections waiting for their
+/// next request register with a thread-local notifier instead of shared state.
+#[derive(Debug, Default)]
+pub(crate) struct LocalShutdown {
+    started: Cell<bool>,
+    notify: Notify,
+}
+
+impl LocalShutdown {
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Completes once shutdown has started.
+    pub(crate) async fn wait(&self) {
+        while !self.started.get() {
+            let notified = self.notify.notified();
+            if self.started.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn start(&self) {
+        self.started.set(true);
+        self.notify.notify_waiters();
+    }
 }
 
 impl Worker {
@@ -54,6 +86,7 @@ impl Worker {
             ),
             cached: RefCell::new((generation, snapshot)),
             mirrors_in_flight: RefCell::new(HashMap::new()),
+            shutdown: LocalShutdown::default(),
             shared,
         }
     }
@@ -180,6 +213,7 @@ fn run_worker(
         }
         tokio::task::spawn_local(adopt_handoffs(Rc::clone(&worker), inbox));
         tokio::task::spawn_local(sweep_pool(Rc::clone(&worker)));
+        tokio::task::spawn_local(relay_shutdown(Rc::clone(&worker)));
         let _ = stop.wait_for(|stopped| *stopped).await;
     });
 }
@@ -189,11 +223,10 @@ async fn accept_loop(
     listener: TcpListener,
     handoff: Arc<Vec<mpsc::UnboundedSender<std::net::TcpStream>>>,
 ) {
-    let mut shutdown = worker.shared.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = worker.shutdown.wait() => return,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -237,6 +270,12 @@ fn serve(worker: &Rc<Worker>, stream: TcpStream) {
         conn::serve(Rc::clone(&active.0), stream).await;
         drop(active);
     });
+}
+
+async fn relay_shutdown(worker: Rc<Worker>) {
+    let mut shutdown = worker.shared.shutdown.subscribe();
+    let _ = shutdown.wait_for(|started| *started).await;
+    worker.shutdown.start();
 }
 
 async fn sweep_pool(worker: Rc<Worker>) {

@@ -1,6 +1,6 @@
 //! Request heads: parsing what a client sent, and writing what an instance receives.
 
-use super::headers::{Framing, HeaderFacts, HeaderView, MAX_HEADERS, is_hop_by_hop, write_header};
+use super::headers::{Framing, HeaderFacts, HeaderView, header_slots, is_hop_by_hop, write_header};
 
 /// The request methods the router treats specially.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +85,9 @@ pub(crate) fn parse_request<D>(
     upstream_head: &mut Vec<u8>,
     decide: impl FnOnce(&HeaderView<'_, '_>) -> D,
 ) -> Result<Option<(RequestHead, D)>, RequestError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    let mut slots = header_slots();
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders),

@@ -1,6 +1,6 @@
 //! Response heads: parsing what an instance sent, and writing what the client receives.
 
-use super::headers::{Framing, HeaderFacts, MAX_HEADERS, is_hop_by_hop, write_header};
+use super::headers::{Framing, HeaderFacts, HeaderSlots, is_hop_by_hop, write_header};
 
 /// What the router needs to know about an instance's response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +57,13 @@ pub(crate) struct ParsedResponse<'h, 'b> {
 /// Parses a response head at the start of `buf`; `Ok(None)` means more bytes are needed.
 pub(crate) fn parse_response<'h, 'b>(
     buf: &'b [u8],
-    headers: &'h mut [httparse::Header<'b>; MAX_HEADERS],
+    slots: &'h mut HeaderSlots<'b>,
     head_request: bool,
 ) -> Result<Option<ParsedResponse<'h, 'b>>, ResponseError> {
-    let mut res = httparse::Response::new(headers);
-    let head_len = match res.parse(buf) {
+    let mut res = httparse::Response::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, slots);
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(ResponseError("malformed response head")),
@@ -183,6 +185,7 @@ impl ParsedResponse<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::headers::header_slots;
 
     const KEEP: ClientSide<'static> = ClientSide {
         http10: false,
@@ -195,7 +198,7 @@ mod tests {
         head_request: bool,
         client: ClientSide<'_>,
     ) -> (ResponseHead, ClientPlan, String) {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         let parsed = parse_response(raw.as_bytes(), &mut headers, head_request)
             .unwrap()
             .unwrap();
@@ -330,15 +333,15 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_and_partial_waits() {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         assert!(
             parse_response(b"HTTP/1.1 200 OK\r\nContent-Le", &mut headers, false)
                 .unwrap()
                 .is_none()
         );
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", &mut headers, false).is_err());
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         assert!(
             parse_response(
                 b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
