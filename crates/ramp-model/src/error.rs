@@ -47,13 +47,15 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// The text is not YAML of the expected shape (syntax, unknown field, wrong type).
-    #[error("{message}")]
+    #[error("{}", syntax(.path, *.line, *.column, .message))]
     Syntax {
+        /// Field path, when it can be told from the text.
+        path: Option<String>,
         /// 1-based line, 0 when unknown.
         line: usize,
         /// 1-based column, 0 when unknown.
         column: usize,
-        /// The parser's message, with a snippet of the text.
+        /// What is wrong.
         message: String,
     },
     /// The document parsed but some values are invalid; every problem found is listed.
@@ -61,23 +63,42 @@ pub enum ModelError {
     Invalid(Vec<Problem>),
 }
 
-fn list(problems: &[Problem]) -> String {
-    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-    format!("invalid configuration:\n{}", lines.join("\n"))
+fn syntax(path: &Option<String>, line: usize, column: usize, message: &str) -> String {
+    let problem = Problem {
+        path: path.clone().unwrap_or_else(|| "document".into()),
+        line,
+        column,
+        message: message.to_string(),
+    };
+    problem.to_string()
 }
 
-impl From<serde_saphyr::Error> for ModelError {
-    fn from(err: serde_saphyr::Error) -> Self {
+impl ModelError {
+    /// Turns a parser error into one that also names the field, found from the text.
+    pub(crate) fn from_parser(err: &serde_saphyr::Error, text: &str) -> Self {
         let (line, column) = err
             .location()
             .map(|l| (l.line() as usize, l.column() as usize))
             .unwrap_or((0, 0));
+        let mut message = err.without_snippet().to_string();
+        let suffix = format!(" at line {line}, column {column}");
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_string();
+        }
+        let missing_field = message.starts_with("missing field");
+        let path = crate::locate::path_at(text, line, column, !missing_field);
         ModelError::Syntax {
+            path,
             line,
             column,
-            message: err.to_string(),
+            message,
         }
     }
+}
+
+fn list(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    format!("invalid configuration:\n{}", lines.join("\n"))
 }
 
 /// Collects problems while a document is validated.

@@ -3,6 +3,7 @@
 
 mod duration;
 mod error;
+mod locate;
 mod proxy;
 
 pub use duration::parse_duration;

@@ -74,7 +74,8 @@ impl Default for Timeouts {
 impl ProxyConfig {
     /// Parses and validates a configuration document.
     pub fn from_yaml(text: &str) -> Result<Self, ModelError> {
-        let doc: ProxyDoc = serde_saphyr::from_str(text)?;
+        let doc: ProxyDoc =
+            serde_saphyr::from_str(text).map_err(|e| ModelError::from_parser(&e, text))?;
         doc.validate()
     }
 }

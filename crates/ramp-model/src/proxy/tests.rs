@@ -63,10 +63,33 @@ fn full_document_parses() {
 #[test]
 fn unknown_field_names_line_and_field() {
     let text = "listen: 127.0.0.1:1\nrevisions:\n  - name: a\n    weight: 1\n    instances: []\n    wieght: 3\n";
+    let err = ProxyConfig::from_yaml(text).unwrap_err();
+    let ModelError::Syntax {
+        path,
+        line,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*line, 6);
+    assert_eq!(path.as_deref(), Some("revisions[0].wieght"));
+    assert!(message.contains("unknown field `wieght`"), "{message}");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("revisions[0].wieght (line 6, column 5): unknown field"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn missing_field_names_the_mapping() {
+    let text = "listen: 127.0.0.1:1\nrevisions:\n  - weight: 1\n    instances: []\n";
     match ProxyConfig::from_yaml(text) {
-        Err(ModelError::Syntax { line, message, .. }) => {
-            assert_eq!(line, 6);
-            assert!(message.contains("wieght"), "{message}");
+        Err(ModelError::Syntax { path, message, .. }) => {
+            assert_eq!(path.as_deref(), Some("revisions[0]"));
+            assert!(message.contains("missing field `name`"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -75,10 +98,17 @@ fn unknown_field_names_line_and_field() {
 #[test]
 fn wrong_type_is_a_syntax_error_with_line() {
     let text = "listen: 127.0.0.1:1\nrevisions:\n  - name: a\n    weight: -4\n";
-    assert!(matches!(
-        ProxyConfig::from_yaml(text),
-        Err(ModelError::Syntax { line: 4, .. })
-    ));
+    match ProxyConfig::from_yaml(text) {
+        Err(ModelError::Syntax {
+            path,
+            line: 4,
+            column: 13,
+            ..
+        }) => {
+            assert_eq!(path.as_deref(), Some("revisions[0].weight"));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
