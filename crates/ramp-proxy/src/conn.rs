@@ -192,7 +192,13 @@ async fn exchange(
     let timeout = settings.timeouts.response;
 
     let sent = match body_len {
-        Some(len) => send_buffered(&mut ex, client, &side, head_request, timeout, len).await,
+        Some(len) => {
+            let sent = send_buffered(&mut ex, client, &side, head_request, timeout, len).await;
+            // The request is consumed whatever happened: its body must never be read as the
+            // next request on this connection.
+            client.buf.advance(len);
+            sent
+        }
         None => {
             let body_timeout = settings.timeouts.client_idle;
             send_streaming(
@@ -296,10 +302,7 @@ async fn send_buffered(
         )
         .await
         {
-            Ok((response, plan)) => {
-                client.buf.advance(body_len);
-                return Ok((lease, response, plan));
-            }
+            Ok((response, plan)) => return Ok((lease, response, plan)),
             Err(HeadError::NoResponse(why)) => {
                 if ex.may_retry(lease, Attempt::NoResponse) {
                     continue;
@@ -358,7 +361,7 @@ async fn send_streaming(
                 .stream
                 .write_all(&client.out)
                 .await
-                .map_err(|e| ForwardError::Upstream(e.to_string()))?;
+                .map_err(|e| ForwardError::ClientBody(CopyError::SourceRead(e)))?;
         }
     }
     let mut reader = BodyReader::new(head.framing, false);
@@ -372,7 +375,10 @@ async fn send_streaming(
         body_timeout,
     )
     .await
-    .map_err(|e| ForwardError::Upstream(format!("request body: {e}")))?;
+    .map_err(|e| match e {
+        CopyError::SinkWrite(e) => ForwardError::Upstream(format!("sending the request body: {e}")),
+        client_side => ForwardError::ClientBody(client_side),
+    })?;
     let (response, plan) = final_head(
         &mut lease,
         &mut client.stream,

@@ -3,10 +3,13 @@
 //!
 //! Retry policy (the router's promise that losing an instance costs clients nothing):
 //! - a refused or timed-out connect ejects the instance and is retried once on another one;
-//! - a failure on a pooled keep-alive connection before any response byte (the instance closed
-//!   it just as we reused it) is retried once on a fresh connection;
-//! - a request that reached an instance but got no response byte is retried once on another
-//!   instance only if its method is idempotent;
+//! - a pooled keep-alive connection is checked before use; one the instance has closed is
+//!   never used;
+//! - a request that could not be written is retried (once on a fresh connection when the
+//!   failed one came from the pool — the instance closed it just as we reused it — and once
+//!   on another instance);
+//! - a request that was written but got no response byte is replayed the same way only if its
+//!   method is idempotent: the instance may have acted on it, and a POST must not run twice;
 //! - nothing is retried once a response byte arrived or a streamed body left the router.
 
 use std::cell::Cell;
@@ -120,8 +123,12 @@ impl<'a> Exchange<'a> {
 
     /// A connection to the least-loaded usable instance: pooled if possible, else a new one.
     pub(crate) async fn lease(&mut self) -> Result<Lease, ForwardError> {
+        let mut last_error = None;
         loop {
-            let index = self.pick().ok_or(ForwardError::NoInstance)?;
+            let Some(index) = self.pick() else {
+                // Nowhere left to try: say why the last attempt failed, if there was one.
+                return Err(last_error.map_or(ForwardError::NoInstance, ForwardError::Connect));
+            };
             let instance = &self.revision.instances[index];
             let in_flight = instance.start();
             if !self.fresh_only {
@@ -161,6 +168,7 @@ impl<'a> Exchange<'a> {
                 return Err(ForwardError::Connect(error));
             }
             self.retries_left -= 1;
+            last_error = Some(error);
             self.worker.shared.counters.count_retry();
         }
     }

@@ -24,7 +24,7 @@ use tokio::time::Sleep;
 
 use crate::forward::{Attempt, Exchange, ForwardError, HeadError, Lease, read_head};
 use crate::http1::Framing;
-use crate::http1::body::BodyReader;
+use crate::http1::body::{BodyReader, CopyError};
 use crate::http1::request::write_upstream_head_from_h2;
 use crate::http1::response::ResponseHead;
 use crate::mirror;
@@ -276,13 +276,13 @@ async fn send_streaming(
     let mut chunk = Vec::new();
     loop {
         let frame = match tokio::time::timeout(body_timeout, body.frame()).await {
-            Err(_) => {
-                return Err(ForwardError::Upstream(
-                    "client stalled sending the body".into(),
-                ));
-            }
+            Err(_) => return Err(ForwardError::ClientBody(CopyError::SourceTimeout)),
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(ForwardError::Upstream(format!("client body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(ForwardError::ClientBody(CopyError::SourceRead(
+                    io::Error::other(e),
+                )));
+            }
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else {
