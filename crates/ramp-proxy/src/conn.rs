@@ -152,7 +152,7 @@ async fn proxy(
     snapshot: &LocalSnapshot,
 ) -> After {
     client.buf.advance(head.head_len);
-    let recorder = Recorder::start(snapshot, decision.revision, worker.id);
+    let recorder = Recorder::start(snapshot, decision.revision, worker);
     let body_len = BodyReader::new(head.framing, false).complete_in(&client.buf);
 
     if let Some(target) = decision.mirror {
@@ -256,7 +256,7 @@ async fn exchange(
         };
     }
     if response.reusable && lease.conn.buf.is_empty() && !lease.in_flight.instance().is_draining() {
-        worker.pool.borrow_mut().put(lease.conn);
+        worker.pool.borrow_mut().put(lease.conn, worker.recent());
     }
     let after = if plan.close_after || !side.keep_alive {
         After::Close

@@ -132,11 +132,11 @@ impl<'a> Exchange<'a> {
             let instance = &self.revision.instances[index];
             let in_flight = instance.start();
             if !self.fresh_only {
-                let pooled = self
-                    .worker
-                    .pool
-                    .borrow_mut()
-                    .take(instance.addr, self.settings.timeouts.upstream_idle);
+                let pooled = self.worker.pool.borrow_mut().take(
+                    instance.addr,
+                    self.worker.recent(),
+                    self.settings.timeouts.upstream_idle,
+                );
                 if let Some(conn) = pooled {
                     return Ok(Lease {
                         conn,

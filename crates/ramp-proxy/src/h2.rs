@@ -128,7 +128,7 @@ async fn handle(
         .table
         .decide(&HeaderMapView(req.headers()), || worker.random());
     let revision = &snapshot.revisions[decision.revision];
-    let recorder = Recorder::start(&snapshot, decision.revision, worker.id);
+    let recorder = Recorder::start(&snapshot, decision.revision, &worker);
 
     let (parts, body) = req.into_parts();
     let method = crate::http1::request::Method::classify(parts.method.as_str());
@@ -469,7 +469,10 @@ impl UpstreamBody {
                 && lease.conn.buf.is_empty()
                 && !lease.in_flight.instance().is_draining();
             if reusable {
-                self.worker.pool.borrow_mut().put(lease.conn);
+                self.worker
+                    .pool
+                    .borrow_mut()
+                    .put(lease.conn, self.worker.recent());
             }
         }
         if let Some(recorder) = self.recorder.take() {

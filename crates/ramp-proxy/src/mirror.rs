@@ -43,7 +43,7 @@ pub(crate) fn send(
     request.extend_from_slice(body);
     let (worker, snapshot) = (Rc::clone(worker), Rc::clone(snapshot));
     tokio::task::spawn_local(async move {
-        let recorder = Recorder::start(&snapshot, revision, worker.id);
+        let recorder = Recorder::start(&snapshot, revision, &worker);
         match exchange(&worker, &snapshot, revision, &request, method).await {
             Some(status) => recorder.finish(Some(status), false),
             None => recorder.finish(Some(502), true),
@@ -82,7 +82,7 @@ async fn exchange(
         }
     }
     if head.reusable && reader.is_done() && lease.conn.buf.is_empty() {
-        worker.pool.borrow_mut().put(lease.conn);
+        worker.pool.borrow_mut().put(lease.conn, worker.recent());
     }
     Some(head.status)
 }

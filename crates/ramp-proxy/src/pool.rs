@@ -64,35 +64,44 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// The most recently used live connection to `addr`, dropping stale ones on the way.
-    pub(crate) fn take(&mut self, addr: SocketAddr, max_idle: Duration) -> Option<Upstream> {
+    pub(crate) fn take(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+        max_idle: Duration,
+    ) -> Option<Upstream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(idle) = list.pop() {
-            if idle.since.elapsed() < max_idle && idle.conn.looks_alive() {
+            if now.saturating_duration_since(idle.since) < max_idle && idle.conn.looks_alive() {
                 return Some(idle.conn);
             }
         }
         None
     }
 
-    /// Keeps a connection whose last exchange ended cleanly.
-    pub(crate) fn put(&mut self, mut conn: Upstream) {
+    /// Keeps a connection whose last exchange ended cleanly, idle since `now`.
+    pub(crate) fn put(&mut self, mut conn: Upstream, now: Instant) {
         conn.buf.clear();
         let list = self.idle.entry(conn.addr).or_default();
         if list.len() < MAX_IDLE_PER_INSTANCE {
-            list.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+            list.push(Idle { conn, since: now });
         }
     }
 
     /// Closes connections idle too long or to instances that may no longer be used.
-    pub(crate) fn sweep(&mut self, max_idle: Duration, keep: impl Fn(SocketAddr) -> bool) {
+    pub(crate) fn sweep(
+        &mut self,
+        now: Instant,
+        max_idle: Duration,
+        keep: impl Fn(SocketAddr) -> bool,
+    ) {
         self.idle.retain(|&addr, list| {
             if !keep(addr) {
                 return false;
             }
-            list.retain(|i| i.since.elapsed() < max_idle && i.conn.looks_alive());
+            list.retain(|i| {
+                now.saturating_duration_since(i.since) < max_idle && i.conn.looks_alive()
+            });
             !list.is_empty()
         });
     }

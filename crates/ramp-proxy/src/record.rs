@@ -5,6 +5,7 @@ use std::time::Instant;
 use ramp_metrics::RevisionShard;
 
 use crate::snapshot::LocalSnapshot;
+use crate::worker::Worker;
 
 /// Counts a request as in flight from creation; on [`Recorder::finish`] records its status and
 /// latency. Dropped unfinished (the client went away, the task was cancelled), it is counted as
@@ -19,12 +20,12 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn start(snapshot: &LocalSnapshot, revision: usize, worker: usize) -> Self {
+    pub(crate) fn start(snapshot: &LocalSnapshot, revision: usize, worker: &Worker) -> Self {
         let recorder = Recorder {
             snapshot: LocalSnapshot::clone(snapshot),
             revision,
-            worker,
-            started: Instant::now(),
+            worker: worker.id,
+            started: worker.now(),
             done: false,
         };
         recorder.shard().request_started();

@@ -252,16 +252,16 @@ impl Router {
             w.family(name, help, MetricKind::Counter);
             w.sample(name, &[], value);
         }
+        let name = "ramp_router_open_connections";
         w.family(
-            "ramp_router_open_connections",
-            "Client connections open.",
+            name,
+            "Client connections open, per worker thread.",
             MetricKind::Gauge,
         );
-        w.sample(
-            "ramp_router_open_connections",
-            &[],
-            shared.open_connections() as u64,
-        );
+        for (worker, open) in shared.active.iter().enumerate() {
+            let worker = worker.to_string();
+            w.sample(name, &[("worker", &worker)], open.load(Relaxed) as u64);
+        }
         let instances = self.instances();
         w.family(
             "ramp_router_instance_in_flight",

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
@@ -42,6 +42,8 @@ pub(crate) struct Worker {
     mirrors_in_flight: RefCell<HashMap<Arc<str>, usize>>,
     /// The router's shutdown as seen by this thread's connections.
     pub(crate) shutdown: LocalShutdown,
+    /// The time last read by [`Worker::now`]: precise enough for idle bookkeeping, and free.
+    clock: Cell<Instant>,
 }
 
 /// The router-wide shutdown signal, relayed per worker so that connections waiting for their
@@ -87,6 +89,7 @@ impl Worker {
             cached: RefCell::new((generation, snapshot)),
             mirrors_in_flight: RefCell::new(HashMap::new()),
             shutdown: LocalShutdown::default(),
+            clock: Cell::new(Instant::now()),
             shared,
         }
     }
@@ -99,6 +102,18 @@ impl Worker {
             *cached = (generation, Rc::new(self.shared.snapshot.load_full()));
         }
         Rc::clone(&cached.1)
+    }
+
+    /// Reads the clock (once per request, when it starts) and remembers it.
+    pub(crate) fn now(&self) -> Instant {
+        let now = Instant::now();
+        self.clock.set(now);
+        now
+    }
+
+    /// The time last read by [`Worker::now`]; at most one request's duration old.
+    pub(crate) fn recent(&self) -> Instant {
+        self.clock.get()
     }
 
     /// 64 random bits (wyrand: fast, and plenty for load balancing and sampling).
@@ -147,12 +162,17 @@ impl Drop for MirrorSlot {
     }
 }
 
-/// Counts a connection as active on its worker until dropped.
+/// Counts a connection as open on its worker until dropped.
 struct Active(Rc<Worker>);
 
 impl Active {
     fn new(worker: Rc<Worker>) -> Self {
         worker.shared.active[worker.id].fetch_add(1, Relaxed);
+        Active(worker)
+    }
+
+    /// A connection handed over by another worker, which already counted it here.
+    fn adopted(worker: Rc<Worker>) -> Self {
         Active(worker)
     }
 }
@@ -243,12 +263,20 @@ async fn accept_loop(
         let mine = worker.shared.active[worker.id].load(Relaxed);
         let theirs = worker.shared.active[target].load(Relaxed);
         if target != worker.id && mine > theirs + 1 {
-            if let Ok(std_stream) = stream.into_std() {
-                let _ = handoff[target].send(std_stream);
+            // Counted on the target now, not when it gets round to adopting the connection:
+            // otherwise a burst of accepts all see the target idle and pile onto it.
+            let active = &worker.shared.active[target];
+            active.fetch_add(1, Relaxed);
+            let sent = stream
+                .into_std()
+                .ok()
+                .is_some_and(|s| handoff[target].send(s).is_ok());
+            if !sent {
+                active.fetch_sub(1, Relaxed);
             }
             continue;
         }
-        serve(&worker, stream);
+        serve(stream, Active::new(Rc::clone(&worker)));
     }
 }
 
@@ -258,14 +286,16 @@ async fn adopt_handoffs(
 ) {
     while let Some(std_stream) = inbox.recv().await {
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => serve(&worker, stream),
-            Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
+            Ok(stream) => serve(stream, Active::adopted(Rc::clone(&worker))),
+            Err(e) => {
+                drop(Active::adopted(Rc::clone(&worker)));
+                tracing::warn!(error = %e, "cannot adopt connection");
+            }
         }
     }
 }
 
-fn serve(worker: &Rc<Worker>, stream: TcpStream) {
-    let active = Active::new(Rc::clone(worker));
+fn serve(stream: TcpStream, active: Active) {
     tokio::task::spawn_local(async move {
         conn::serve(Rc::clone(&active.0), stream).await;
         drop(active);
@@ -291,6 +321,9 @@ async fn sweep_pool(worker: Rc<Worker>) {
                 .flat_map(|r| &r.instances)
                 .any(|i| i.addr == addr && !i.is_draining())
         };
-        worker.pool.borrow_mut().sweep(max_idle, routable);
+        worker
+            .pool
+            .borrow_mut()
+            .sweep(Instant::now(), max_idle, routable);
     }
 }
