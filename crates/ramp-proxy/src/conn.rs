@@ -9,7 +9,7 @@ use ramp_route::Decision;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::forward::{Attempt, Exchange, ForwardError, HeadError, Lease, read_head};
+use crate::forward::{Exchange, ForwardError, HeadError, Lease, read_head};
 use crate::h2;
 use crate::http1::body::{BodyReader, CopyError, forward_body};
 use crate::http1::request::{Method, RequestHead, parse_request};
@@ -281,37 +281,16 @@ async fn send_buffered(
     timeout: Duration,
     body_len: usize,
 ) -> Result<Sent, ForwardError> {
-    loop {
-        let mut lease = ex.lease().await?;
-        client.out.clear();
-        client.out.extend_from_slice(&client.upstream_head);
-        client.out.extend_from_slice(&client.buf[..body_len]);
-        if lease.conn.stream.write_all(&client.out).await.is_err() {
-            if ex.may_retry(lease, Attempt::WriteFailed) {
-                continue;
-            }
-            return Err(ForwardError::Upstream("writing the request failed".into()));
-        }
-        match final_head(
-            &mut lease,
-            &mut client.stream,
-            &mut client.out,
-            side,
-            head_request,
-            timeout,
-        )
-        .await
-        {
-            Ok((response, plan)) => return Ok((lease, response, plan)),
-            Err(HeadError::NoResponse(why)) => {
-                if ex.may_retry(lease, Attempt::NoResponse) {
-                    continue;
-                }
-                return Err(ForwardError::Upstream(why));
-            }
-            Err(e) => return Err(e.into_forward_error()),
-        }
-    }
+    client
+        .upstream_head
+        .extend_from_slice(&client.buf[..body_len]);
+    let (stream, out) = (&mut client.stream, &mut client.out);
+    let (lease, (response, plan)) = ex
+        .send_replayable(&client.upstream_head, async |lease: &mut Lease| {
+            final_head(lease, stream, out, side, head_request, timeout).await
+        })
+        .await?;
+    Ok((lease, response, plan))
 }
 
 /// Sends a request whose body is still arriving: connect, send the head, stream the body.
@@ -325,14 +304,7 @@ async fn send_streaming(
     timeout: Duration,
     body_timeout: Duration,
 ) -> Result<Sent, ForwardError> {
-    let mut lease = loop {
-        let mut lease = ex.lease().await?;
-        match lease.conn.stream.write_all(&client.upstream_head).await {
-            Ok(()) => break lease,
-            Err(_) if ex.may_retry(lease, Attempt::WriteFailed) => continue,
-            Err(e) => return Err(ForwardError::Upstream(e.to_string())),
-        }
-    };
+    let mut lease = ex.send(&client.upstream_head).await?;
     if head.expect_continue {
         client.out.clear();
         let (response, plan) = read_head(&mut lease.conn, head_request, timeout, |p| {
@@ -388,10 +360,7 @@ async fn send_streaming(
         timeout,
     )
     .await
-    .map_err(|e| match e {
-        HeadError::NoResponse(why) => ForwardError::Upstream(why),
-        other => other.into_forward_error(),
-    })?;
+    .map_err(HeadError::into_forward_error)?;
     Ok((lease, response, plan))
 }
 

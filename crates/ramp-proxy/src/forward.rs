@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Buf;
 use ramp_route::least_loaded;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::http1::body::CopyError;
@@ -170,6 +170,36 @@ impl<'a> Exchange<'a> {
             self.retries_left -= 1;
             last_error = Some(error);
             self.worker.shared.counters.count_retry();
+        }
+    }
+
+    /// Writes `bytes` (a head, or a whole request) on a leased connection, retrying on another
+    /// connection when the write fails.
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<Lease, ForwardError> {
+        loop {
+            let mut lease = self.lease().await?;
+            match lease.conn.stream.write_all(bytes).await {
+                Ok(()) => return Ok(lease),
+                Err(_) if self.may_retry(lease, Attempt::WriteFailed) => {}
+                Err(e) => return Err(ForwardError::Upstream(format!("writing the request: {e}"))),
+            }
+        }
+    }
+
+    /// Sends a request whose bytes are all in hand and reads its response head with `read`,
+    /// replaying the request as the retry policy allows when no response byte arrives.
+    pub(crate) async fn send_replayable<T>(
+        &mut self,
+        request: &[u8],
+        mut read: impl AsyncFnMut(&mut Lease) -> Result<T, HeadError>,
+    ) -> Result<(Lease, T), ForwardError> {
+        loop {
+            let mut lease = self.send(request).await?;
+            match read(&mut lease).await {
+                Ok(value) => return Ok((lease, value)),
+                Err(HeadError::NoResponse(_)) if self.may_retry(lease, Attempt::NoResponse) => {}
+                Err(e) => return Err(e.into_forward_error()),
+            }
         }
     }
 

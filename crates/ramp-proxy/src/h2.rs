@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::forward::{Attempt, Exchange, ForwardError, HeadError, Lease, read_head};
+use crate::forward::{Exchange, ForwardError, HeadError, Lease, read_head};
 use crate::http1::Framing;
 use crate::http1::body::{BodyReader, CopyError};
 use crate::http1::request::write_upstream_head_from_h2;
@@ -232,25 +232,12 @@ async fn send_buffered(
     timeout: Duration,
     header: Option<(&str, &str)>,
 ) -> Result<Sent, ForwardError> {
-    loop {
-        let mut lease = ex.lease().await?;
-        if lease.conn.stream.write_all(head).await.is_err() {
-            if ex.may_retry(lease, Attempt::WriteFailed) {
-                continue;
-            }
-            return Err(ForwardError::Upstream("writing the request failed".into()));
-        }
-        match final_head(&mut lease, head_request, timeout, header).await {
-            Ok((response, builder)) => return Ok((lease, response, builder)),
-            Err(HeadError::NoResponse(why)) => {
-                if ex.may_retry(lease, Attempt::NoResponse) {
-                    continue;
-                }
-                return Err(ForwardError::Upstream(why));
-            }
-            Err(e) => return Err(e.into_forward_error()),
-        }
-    }
+    let (lease, (response, builder)) = ex
+        .send_replayable(head, async |lease: &mut Lease| {
+            final_head(lease, head_request, timeout, header).await
+        })
+        .await?;
+    Ok((lease, response, builder))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -264,14 +251,7 @@ async fn send_streaming(
     body_timeout: Duration,
     header: Option<(&str, &str)>,
 ) -> Result<Sent, ForwardError> {
-    let mut lease = loop {
-        let mut lease = ex.lease().await?;
-        match lease.conn.stream.write_all(head).await {
-            Ok(()) => break lease,
-            Err(_) if ex.may_retry(lease, Attempt::WriteFailed) => continue,
-            Err(e) => return Err(ForwardError::Upstream(e.to_string())),
-        }
-    };
+    let mut lease = ex.send(head).await?;
     let upstream_error = |e: io::Error| ForwardError::Upstream(format!("request body: {e}"));
     let mut chunk = Vec::new();
     loop {
@@ -321,10 +301,7 @@ async fn send_streaming(
     }
     let (response, builder) = final_head(&mut lease, head_request, timeout, header)
         .await
-        .map_err(|e| match e {
-            HeadError::NoResponse(why) => ForwardError::Upstream(why),
-            other => other.into_forward_error(),
-        })?;
+        .map_err(HeadError::into_forward_error)?;
     Ok((lease, response, builder))
 }
 

@@ -263,31 +263,30 @@ impl Router {
             w.sample(name, &[("worker", &worker)], open.load(Relaxed) as u64);
         }
         let instances = self.instances();
-        w.family(
-            "ramp_router_instance_in_flight",
-            "Requests in flight per instance.",
-            MetricKind::Gauge,
-        );
-        for i in &instances {
-            let addr = i.addr.to_string();
-            w.sample(
+        let per_instance: [(&str, &str, MetricKind, fn(&InstanceStatus) -> u64); 2] = [
+            (
                 "ramp_router_instance_in_flight",
-                &[("revision", &i.revision), ("instance", &addr)],
-                u64::from(i.in_flight),
-            );
-        }
-        w.family(
-            "ramp_router_instance_ejections_total",
-            "Times an instance was ejected after refused connections.",
-            MetricKind::Counter,
-        );
-        for i in &instances {
-            let addr = i.addr.to_string();
-            w.sample(
+                "Requests in flight per instance.",
+                MetricKind::Gauge,
+                |i| u64::from(i.in_flight),
+            ),
+            (
                 "ramp_router_instance_ejections_total",
-                &[("revision", &i.revision), ("instance", &addr)],
-                i.ejections,
-            );
+                "Times an instance was ejected after refused connections.",
+                MetricKind::Counter,
+                |i| i.ejections,
+            ),
+        ];
+        for (name, help, kind, value) in per_instance {
+            w.family(name, help, kind);
+            for i in &instances {
+                let addr = i.addr.to_string();
+                w.sample(
+                    name,
+                    &[("revision", &i.revision), ("instance", &addr)],
+                    value(i),
+                );
+            }
         }
         out
     }
