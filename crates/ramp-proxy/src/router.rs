@@ -263,7 +263,7 @@ impl Router {
             w.sample(name, &[("worker", &worker)], open.load(Relaxed) as u64);
         }
         let instances = self.instances();
-        let per_instance: [(&str, &str, MetricKind, fn(&InstanceStatus) -> u64); 2] = [
+        let per_instance: [InstanceFamily; 2] = [
             (
                 "ramp_router_instance_in_flight",
                 "Requests in flight per instance.",
@@ -310,6 +310,14 @@ impl Router {
         ShutdownReport { connections_cut }
     }
 }
+
+/// A per-instance metric family: name, help, kind, and how to read the value.
+type InstanceFamily = (
+    &'static str,
+    &'static str,
+    MetricKind,
+    fn(&InstanceStatus) -> u64,
+);
 
 /// A listening socket with a deep accept queue (bursts of new connections are not refused).
 fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
