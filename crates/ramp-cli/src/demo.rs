@@ -63,6 +63,7 @@ pub(crate) async fn run(requests: usize) -> anyhow::Result<()> {
     let options = RouterOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         workers: 2,
+        pin_workers: true,
     };
     let router = Router::start(options, stage.table(95, 5, vec![])?, settings)?;
     let addr = router.local_addr();

@@ -19,6 +19,7 @@ pub(crate) async fn run(path: &Path) -> anyhow::Result<()> {
     let options = RouterOptions {
         listen: config.listen,
         workers: config.workers.unwrap_or(0),
+        pin_workers: config.pin_workers,
     };
     let router = Router::start(options, config.table.clone(), settings(&config))
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -96,6 +97,7 @@ fn reload(router: &Router, current: &ProxyConfig, text: &str) -> anyhow::Result<
         ("listen", next.listen != current.listen),
         ("workers", next.workers != current.workers),
         ("admin", next.admin != current.admin),
+        ("pinWorkers", next.pin_workers != current.pin_workers),
     ] {
         if changed {
             bail!("{field} cannot change while running; restart the router to change it");

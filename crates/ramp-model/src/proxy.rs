@@ -31,6 +31,8 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Worker threads; `None` means one per CPU.
     pub workers: Option<usize>,
+    /// Run each worker thread on its own CPU (default on).
+    pub pin_workers: bool,
     /// Where `/metrics`, `/healthz` and `/routes` are served, if anywhere.
     pub admin: Option<SocketAddr>,
     /// Response header naming the revision that served the request, lowercase.
@@ -85,6 +87,7 @@ impl ProxyConfig {
 struct ProxyDoc {
     listen: Spanned<String>,
     workers: Option<Spanned<usize>>,
+    pin_workers: Option<bool>,
     admin: Option<Spanned<String>>,
     revision_header: Option<Spanned<String>>,
     timeouts: Option<TimeoutsDoc>,
@@ -223,6 +226,7 @@ impl ProxyDoc {
         Ok(ProxyConfig {
             listen: listen.expect("an invalid listen address is a problem found above"),
             workers: self.workers.map(|w| w.value),
+            pin_workers: self.pin_workers.unwrap_or(true),
             admin,
             revision_header,
             timeouts,

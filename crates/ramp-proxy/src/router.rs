@@ -24,6 +24,10 @@ pub struct RouterOptions {
     pub listen: SocketAddr,
     /// Worker threads; 0 means one per CPU.
     pub workers: usize,
+    /// Run each worker thread on its own CPU (of those the process may use). A thread that
+    /// owns its connections and stays on one core is never stalled behind the scheduler moving
+    /// it; turn this off to let the scheduler place the workers freely.
+    pub pin_workers: bool,
 }
 
 /// Draining named an address that no table has ever held.
@@ -97,7 +101,7 @@ impl Router {
         let snapshot = Snapshot::build(table, settings, &instances, &metrics);
         let shared = Arc::new(Shared::new(snapshot, instances, metrics, workers));
         let (stop, stop_rx) = watch::channel(false);
-        let threads = spawn_workers(&shared, &listener, &stop_rx)?;
+        let threads = spawn_workers(&shared, &listener, &stop_rx, options.pin_workers)?;
         Ok(Router {
             inner: Arc::new(Inner {
                 shared,

@@ -188,7 +188,9 @@ pub(crate) fn spawn_workers(
     shared: &Arc<Shared>,
     listener: &StdListener,
     stop: &watch::Receiver<bool>,
+    pin: bool,
 ) -> io::Result<Vec<JoinHandle<()>>> {
+    let cpus = if pin { allowed_cpus() } else { Vec::new() };
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shared.workers)
         .map(|_| mpsc::unbounded_channel::<std::net::TcpStream>())
         .unzip();
@@ -197,12 +199,38 @@ pub(crate) fn spawn_workers(
     for (id, inbox) in receivers.into_iter().enumerate() {
         let listener = listener.try_clone()?;
         let (shared, handoff, stop) = (Arc::clone(shared), Arc::clone(&handoff), stop.clone());
+        let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
         let thread = std::thread::Builder::new()
             .name(format!("ramp-router-{id}"))
-            .spawn(move || run_worker(id, shared, listener, handoff, inbox, stop))?;
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_current_thread(cpu);
+                }
+                run_worker(id, shared, listener, handoff, inbox, stop)
+            })?;
         threads.push(thread);
     }
     Ok(threads)
+}
+
+/// The CPUs this process may run on (its affinity mask, which honours cgroup cpusets).
+fn allowed_cpus() -> Vec<usize> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return Vec::new();
+    };
+    (0..nix::sched::CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect()
+}
+
+fn pin_current_thread(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    let pinned = set
+        .set(cpu)
+        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
+    if let Err(e) = pinned {
+        tracing::warn!(cpu, error = %e, "cannot pin worker thread; the scheduler will place it");
+    }
 }
 
 fn run_worker(

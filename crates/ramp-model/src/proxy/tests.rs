@@ -43,6 +43,7 @@ fn full_document_parses() {
     assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     assert_eq!(c.workers, Some(2));
+    assert!(c.pin_workers, "workers are pinned unless turned off");
     assert_eq!(c.revision_header.as_deref(), Some("x-ramp-revision"));
     assert_eq!(c.timeouts.connect, Duration::from_millis(500));
     assert_eq!(c.timeouts.response, Duration::from_secs(60));

@@ -85,6 +85,7 @@ pub(crate) fn start_router_with(table: RouteTable, settings: ProxySettings) -> R
     let options = RouterOptions {
         listen: "127.0.0.1:0".parse().expect("address"),
         workers: 2,
+        pin_workers: false,
     };
     Router::start(options, table, settings).expect("router starts")
 }
