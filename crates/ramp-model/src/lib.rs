@@ -5,7 +5,12 @@ mod duration;
 mod error;
 mod locate;
 mod proxy;
+mod service;
 
 pub use duration::parse_duration;
 pub use error::{ModelError, Problem};
 pub use proxy::{ProxyConfig, Timeouts};
+pub use service::{
+    BlueGreen, Canary, CanaryStep, Check, IntOrPercent, Probe, ProbeAction, Rolling, ServiceSpec,
+    StopPolicy, Strategy, Template,
+};
