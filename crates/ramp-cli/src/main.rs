@@ -1,5 +1,6 @@
 //! `ramp`: progressive delivery in one program.
 
+mod agent_cmd;
 mod demo;
 mod demo_app;
 mod load;
@@ -31,6 +32,13 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Host routers for the control plane, driven over a Unix socket; they keep serving when
+    /// the control plane stops or dies.
+    RouterAgent {
+        /// The agent's Unix socket (created with mode 0600; a stale one is replaced).
+        #[arg(long, value_name = "PATH", env = "RAMP_AGENT_SOCKET")]
+        socket: PathBuf,
+    },
     /// Run a small HTTP service whose behaviour (version, errors, latency) is set by flags.
     DemoApp(demo_app::DemoAppArgs),
     /// Show the router at work: weighted split, sticky users, header routes, draining, metrics.
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Proxy { config } => proxy_cmd::run(&config).await,
+            Command::RouterAgent { socket } => agent_cmd::run(&socket).await,
             Command::DemoApp(args) => demo_app::run(args).await,
             Command::Demo { requests } => demo::run(requests).await,
         }

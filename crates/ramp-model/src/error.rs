@@ -85,6 +85,9 @@ impl ModelError {
         if let Some(stripped) = message.strip_suffix(&suffix) {
             message = stripped.to_string();
         }
+        if let Some(plain) = plain_message(err, text) {
+            message = plain;
+        }
         let missing_field = message.starts_with("missing field");
         let path = crate::locate::path_at(text, line, column, !missing_field);
         ModelError::Syntax {
@@ -94,6 +97,53 @@ impl ModelError {
             message,
         }
     }
+}
+
+/// The parser words some errors in Rust's terms (`invalid i64`, `expected string scalar`,
+/// `use Option<String>`); say instead what the document needs there, and quote what it has.
+fn plain_message(err: &serde_saphyr::Error, text: &str) -> Option<String> {
+    use serde_saphyr::Error as E;
+    let expected = match err.without_snippet() {
+        E::InvalidScalar { ty, .. } => match *ty {
+            "floating point" | "f32" | "f64" => "a number",
+            "boolean" | "bool" => "true or false",
+            ty if ty.starts_with(['i', 'u']) && ty[1..].bytes().all(|b| b.is_ascii_digit()) => {
+                "a whole number"
+            }
+            "isize" | "usize" => "a whole number",
+            _ => return None,
+        },
+        E::Unexpected { expected, .. } => match *expected {
+            "string scalar" => "a single value, not a list or mapping",
+            "mapping start" => "a mapping (key: value)",
+            "sequence start" => "a list",
+            _ => return None,
+        },
+        E::NullIntoString { .. } => return Some("expected a value, found nothing".into()),
+        E::DuplicateMappingKey { key: Some(key), .. } => {
+            return Some(format!("duplicate key `{key}`"));
+        }
+        _ => return None,
+    };
+    let found = err.location().and_then(|at| {
+        let span = at.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        text.get(start..start.checked_add(len)?)
+    });
+    Some(match found {
+        // A scalar is worth quoting; a collection's opening bracket or dash is not.
+        Some(found)
+            if !found.is_empty()
+                && found != "-"
+                && !found.starts_with(['[', '{'])
+                && found.len() <= 60
+                && !found.contains('\n') =>
+        {
+            format!("expected {expected}, found {found:?}")
+        }
+        _ => format!("expected {expected}"),
+    })
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -113,6 +163,12 @@ impl Problems {
         message: impl Into<String>,
     ) {
         self.0.push(Problem::at(path, at, message));
+    }
+
+    /// Orders the problems as they appear in the text (line, then column), so a report reads
+    /// top to bottom whatever order the checks ran in.
+    pub(crate) fn sort_by_position(&mut self) {
+        self.0.sort_by_key(|p| (p.line, p.column));
     }
 
     /// `Ok` when nothing was wrong, else every problem found.

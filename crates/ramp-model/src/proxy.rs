@@ -423,7 +423,11 @@ fn condition(
     Some(Condition { source, value })
 }
 
-fn socket_addr(text: &Spanned<String>, path: &str, problems: &mut Problems) -> Option<SocketAddr> {
+pub(crate) fn socket_addr(
+    text: &Spanned<String>,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<SocketAddr> {
     let addr = parse_addr(&text.value);
     if addr.is_none() {
         problems.push(
@@ -448,7 +452,7 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
 }
 
 /// An HTTP token (RFC 9110 §5.6.2): what header and cookie names are made of.
-fn is_token(name: &str) -> bool {
+pub(crate) fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

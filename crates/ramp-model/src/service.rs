@@ -2,11 +2,23 @@
 //! and how a new version replaces the old one. Vocabulary follows Argo Rollouts where it fits.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use ramp_route::{Condition, Source};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ModelError;
+
+mod doc;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 /// A validated service spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +37,60 @@ pub struct ServiceSpec {
     pub template: Template,
     /// How a new revision replaces the old one.
     pub strategy: Strategy,
+}
+
+impl ServiceSpec {
+    /// The `apiVersion` a service document must have.
+    pub const API_VERSION: &str = "ramp/v1";
+    /// The `kind` a service document must have.
+    pub const KIND: &str = "Service";
+
+    /// Parses and validates a service document.
+    ///
+    /// A document that is not YAML of the expected shape (syntax, unknown field, wrong type)
+    /// is a [`ModelError::Syntax`] naming the field and line where it can be told; a document
+    /// with invalid values is a [`ModelError::Invalid`] listing every problem, each with its
+    /// field path (`spec.strategy.canary.steps[2].setWeight`), line and column, in the order
+    /// they appear in the text.
+    ///
+    /// ```yaml
+    /// apiVersion: ramp/v1
+    /// kind: Service
+    /// metadata:
+    ///   name: web
+    /// spec:
+    ///   replicas: 3
+    ///   listen: 127.0.0.1:8080
+    ///   template:
+    ///     command: ramp
+    ///     args: ["demo-app", "--listen", "127.0.0.1:{port}"]
+    ///     readiness:
+    ///       httpGet: {path: /healthz}
+    ///   strategy:
+    ///     canary:
+    ///       steps:
+    ///         - setWeight: 20
+    ///         - pause: {duration: 30s}
+    ///         - setWeight: 50
+    ///         - pause: {}
+    /// ```
+    ///
+    /// Defaults: `revisionHistoryLimit` 10, `progressDeadline` 10m, `portEnv` `PORT`; probes
+    /// `initialDelay` 0s, `period` 1s, `timeout` 1s, `successThreshold` 1, `failureThreshold`
+    /// 3; `stop` `SIGTERM` then 30s; rolling `maxSurge` and `maxUnavailable` 25%; blue-green
+    /// and canary `scaleDownDelay` 30s; checks `requests` 1, `expectStatus` 200-399, command
+    /// `timeout` 60s; an HTTP probe or check `path` `/`.
+    ///
+    /// Canary routes: each header route name and each mirror route name is set by at most one
+    /// step; a later step with the same name and no `match` (header) or no `percentage`
+    /// (mirror) removes the route. A match item is `headerName` with an optional
+    /// `headerValue`, or `cookieName` with an optional `cookieValue`; the value is one of
+    /// `exact`, `prefix` or `regex` (matching the whole value), and left out means present.
+    pub fn from_yaml(text: &str) -> Result<ServiceSpec, ModelError> {
+        let doc: doc::ServiceDoc =
+            serde_saphyr::from_str(text).map_err(|e| ModelError::from_parser(&e, text))?;
+        doc.validate()
+    }
 }
 
 /// What an instance runs. Serialized canonically to hash revisions.
@@ -50,6 +116,20 @@ pub struct Template {
     pub liveness: Option<Probe>,
     /// How an instance is stopped.
     pub stop: StopPolicy,
+}
+
+impl Template {
+    /// Lowercase hex SHA-256 of the template's canonical JSON (fields in declaration order,
+    /// `env` sorted by name): equal templates have equal digests and any change to the
+    /// template changes it, while replicas and strategy do not take part. It names revisions.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a template always serializes to JSON");
+        let mut hex = String::with_capacity(64);
+        for byte in Sha256::digest(&json) {
+            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+        }
+        hex
+    }
 }
 
 /// A health probe, with Kubernetes' semantics.
@@ -92,6 +172,35 @@ pub struct StopPolicy {
     pub grace_period: Duration,
 }
 
+impl StopPolicy {
+    /// The signals an instance may be stopped with, by name.
+    pub const SIGNALS: [&str; 7] = [
+        "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL",
+    ];
+
+    /// The canonical name (`SIGTERM`) of a stop signal written as `SIGTERM`, `TERM` or
+    /// `term`; `None` when it is not one of [`StopPolicy::SIGNALS`].
+    pub fn canonical_signal(name: &str) -> Option<String> {
+        let upper = name.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        Self::SIGNALS.contains(&full.as_str()).then_some(full)
+    }
+}
+
+impl Default for StopPolicy {
+    /// `SIGTERM`, then `SIGKILL` after 30s.
+    fn default() -> Self {
+        StopPolicy {
+            signal: "SIGTERM".into(),
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
 /// A count or a share of `replicas` (Kubernetes' `IntOrString` for surge and unavailability).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IntOrPercent {
@@ -119,6 +228,36 @@ impl IntOrPercent {
     }
 }
 
+impl FromStr for IntOrPercent {
+    type Err = String;
+
+    /// `3` is a count, `25%` a percentage (0–100%).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let invalid = || format!("{text:?} is not a count or a percentage; use e.g. 1 or 25%");
+        match text.strip_suffix('%') {
+            Some(number) => {
+                let percent: u32 = number.trim().parse().map_err(|_| invalid())?;
+                if percent > 100 {
+                    return Err(format!("{text} is out of range; use 0% to 100%"));
+                }
+                Ok(IntOrPercent::Percent(percent))
+            }
+            None => text.parse().map(IntOrPercent::Count).map_err(|_| invalid()),
+        }
+    }
+}
+
+impl fmt::Display for IntOrPercent {
+    /// As written in a spec: `3` or `25%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrPercent::Count(n) => write!(f, "{n}"),
+            IntOrPercent::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
 /// How a new revision replaces the old one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Strategy {
@@ -141,6 +280,27 @@ pub struct Rolling {
     pub max_unavailable: IntOrPercent,
 }
 
+impl Rolling {
+    /// `(max surge, max unavailable)` as instance counts for `replicas`, the way Kubernetes
+    /// resolves them: surge rounds up, unavailable rounds down.
+    pub fn resolve(&self, replicas: u32) -> (u32, u32) {
+        (
+            self.max_surge.round_up(replicas),
+            self.max_unavailable.round_down(replicas),
+        )
+    }
+}
+
+impl Default for Rolling {
+    /// 25% surge, 25% unavailable.
+    fn default() -> Self {
+        Rolling {
+            max_surge: IntOrPercent::Percent(25),
+            max_unavailable: IntOrPercent::Percent(25),
+        }
+    }
+}
+
 /// Blue-green settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlueGreen {
@@ -154,6 +314,18 @@ pub struct BlueGreen {
     /// How long the previous stack stays up after the switch, so rollback is a routing change
     /// (default 30s).
     pub scale_down_delay: Duration,
+}
+
+impl Default for BlueGreen {
+    /// No preview listener, no checks, promotion by a person, 30s scale-down delay.
+    fn default() -> Self {
+        BlueGreen {
+            preview_listen: None,
+            pre_promotion_checks: Vec::new(),
+            auto_promotion_delay: None,
+            scale_down_delay: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A pre-promotion check.

@@ -7,10 +7,13 @@
 //! - [`Router::drain`] takes an instance out of rotation and reports when it is idle.
 //! - [`Router::revision_metrics`] and [`Router::render_prometheus`] expose per-revision request
 //!   counts, latency histograms and in-flight gauges.
+//! - [`agent`] hosts routers in a long-lived process driven over a Unix socket
+//!   ([`serve_agent`], [`AgentClient`]), so routing outlives the control plane.
 //!
 //! Routing decisions themselves live in `ramp-route`; this crate only does I/O around them.
 
 mod admin;
+pub mod agent;
 mod conn;
 mod forward;
 mod h2;
@@ -25,6 +28,7 @@ mod snapshot;
 mod worker;
 
 pub use admin::{routes_json, serve_admin};
+pub use agent::{AgentClient, AgentError, PutRouter, serve_agent};
 pub use instances::DrainOutcome;
 pub use router::{InstanceStatus, Router, RouterOptions, ShutdownReport, UnknownInstance};
 pub use snapshot::ProxySettings;

@@ -14,7 +14,7 @@ mod table;
 
 pub use balance::least_loaded;
 pub use decide::{Decision, Reason};
-pub use matcher::{Condition, RequestView, Source, ValueMatch, all_hold, find_cookie};
+pub use matcher::{Condition, FullMatch, RequestView, Source, ValueMatch, all_hold, find_cookie};
 pub use split::{Share, WeightedSplit};
 pub use table::{
     MAX_NAME_LEN, MirrorSpec, RevisionSpec, RouteTable, RuleSpec, TableError, TableSpec,

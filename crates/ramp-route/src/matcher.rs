@@ -1,6 +1,16 @@
 //! Request matching: header and cookie conditions used by rules and mirrors.
+//!
+//! Conditions are serializable (JSON shape, as the router agent API and `/routes` show them):
+//! `{"header": "x-canary", "value": {"exact": "yes"}}`, `{"cookie": "beta", "value":
+//! {"present": true}}`; the value is one of `{"present": true}`, `{"exact": S}`,
+//! `{"prefix": S}` or `{"regex": PATTERN}` (the pattern as written, compiled on the way in).
+
+use std::fmt;
 
 use regex::bytes::Regex;
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What the router lets the decision logic see of a request.
 ///
@@ -13,9 +23,14 @@ pub trait RequestView {
 }
 
 /// Where a condition reads its value from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialized as `{"header": NAME}` or `{"cookie": NAME}`; a header name read back is
+/// lowercased, as [`Source::header`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Source {
     /// A request header; the name is stored lowercase.
+    #[serde(deserialize_with = "lowercase")]
     Header(String),
     /// A cookie from the `Cookie` header(s).
     Cookie(String),
@@ -49,8 +64,78 @@ impl Source {
     }
 }
 
+fn lowercase<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    String::deserialize(deserializer).map(|name| name.to_ascii_lowercase())
+}
+
+/// A regular expression that must match a whole value: the pattern as written, and its
+/// compiled form anchored at both ends (`^(?:pattern)$`).
+///
+/// Two are equal when their patterns are; serialized as the pattern.
+#[derive(Clone)]
+pub struct FullMatch {
+    pattern: String,
+    regex: Regex,
+}
+
+impl FullMatch {
+    /// Compiles `pattern` to match whole values.
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        Ok(FullMatch {
+            regex: Regex::new(&format!("^(?:{pattern})$"))?,
+            pattern: pattern.to_owned(),
+        })
+    }
+
+    /// The pattern as written (without the anchors added to it).
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The compiled, anchored expression.
+    pub fn regex(&self) -> &Regex {
+        &self.regex
+    }
+
+    /// True when the whole of `value` matches.
+    pub fn is_match(&self, value: &[u8]) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+impl fmt::Debug for FullMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("FullMatch").field(&self.pattern).finish()
+    }
+}
+
+impl PartialEq for FullMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for FullMatch {}
+
+impl Serialize for FullMatch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.pattern)
+    }
+}
+
+impl<'de> Deserialize<'de> for FullMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pattern = String::deserialize(deserializer)?;
+        FullMatch::new(&pattern)
+            .map_err(|e| D::Error::custom(format!("invalid regex {pattern:?}: {e}")))
+    }
+}
+
 /// How a value must look for a condition to hold.
-#[derive(Debug, Clone)]
+///
+/// Serialized as a one-key object: `{"present": true}`, `{"exact": S}`, `{"prefix": S}` or
+/// `{"regex": PATTERN}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueMatch {
     /// The source is present, whatever its value.
     Present,
@@ -59,13 +144,13 @@ pub enum ValueMatch {
     /// Starts with the given bytes.
     Prefix(String),
     /// The whole value matches the regular expression (it is anchored at both ends).
-    Regex(Regex),
+    Regex(FullMatch),
 }
 
 impl ValueMatch {
     /// Compiles a full-match regular expression.
     pub fn regex(pattern: &str) -> Result<Self, regex::Error> {
-        Regex::new(&format!("^(?:{pattern})$")).map(ValueMatch::Regex)
+        FullMatch::new(pattern).map(ValueMatch::Regex)
     }
 
     fn matches(&self, value: &[u8]) -> bool {
@@ -78,25 +163,120 @@ impl ValueMatch {
     }
 }
 
-impl PartialEq for ValueMatch {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (ValueMatch::Present, ValueMatch::Present) => true,
-            (ValueMatch::Exact(a), ValueMatch::Exact(b)) => a == b,
-            (ValueMatch::Prefix(a), ValueMatch::Prefix(b)) => a == b,
-            (ValueMatch::Regex(a), ValueMatch::Regex(b)) => a.as_str() == b.as_str(),
-            _ => false,
+impl Serialize for ValueMatch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        match self {
+            ValueMatch::Present => map.serialize_entry("present", &true)?,
+            ValueMatch::Exact(v) => map.serialize_entry("exact", v)?,
+            ValueMatch::Prefix(v) => map.serialize_entry("prefix", v)?,
+            ValueMatch::Regex(re) => map.serialize_entry("regex", re)?,
+        }
+        map.end()
+    }
+}
+
+/// What a serialized [`ValueMatch`] may hold; exactly one field must be set.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValueMatchRepr {
+    present: Option<bool>,
+    exact: Option<String>,
+    prefix: Option<String>,
+    regex: Option<FullMatch>,
+}
+
+impl<'de> Deserialize<'de> for ValueMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = ValueMatchRepr::deserialize(deserializer)?;
+        match repr {
+            ValueMatchRepr {
+                present: Some(true),
+                exact: None,
+                prefix: None,
+                regex: None,
+            } => Ok(ValueMatch::Present),
+            ValueMatchRepr {
+                present: Some(false),
+                ..
+            } => Err(D::Error::custom(
+                "\"present\" can only be true; to match any value use {\"present\": true}",
+            )),
+            ValueMatchRepr {
+                present: None,
+                exact: Some(v),
+                prefix: None,
+                regex: None,
+            } => Ok(ValueMatch::Exact(v)),
+            ValueMatchRepr {
+                present: None,
+                exact: None,
+                prefix: Some(v),
+                regex: None,
+            } => Ok(ValueMatch::Prefix(v)),
+            ValueMatchRepr {
+                present: None,
+                exact: None,
+                prefix: None,
+                regex: Some(re),
+            } => Ok(ValueMatch::Regex(re)),
+            _ => Err(D::Error::custom(
+                "a value match needs exactly one of present, exact, prefix or regex",
+            )),
         }
     }
 }
 
 /// One condition: a source and the shape its value must have.
+///
+/// Serialized as `{"header": NAME, "value": VALUE}` or `{"cookie": NAME, "value": VALUE}`,
+/// `VALUE` as [`ValueMatch`] is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     /// Where the value comes from.
     pub source: Source,
     /// What it must look like.
     pub value: ValueMatch,
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        match &self.source {
+            Source::Header(name) => map.serialize_entry("header", name)?,
+            Source::Cookie(name) => map.serialize_entry("cookie", name)?,
+        }
+        map.serialize_entry("value", &self.value)?;
+        map.end()
+    }
+}
+
+/// What a serialized [`Condition`] may hold.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionRepr {
+    header: Option<String>,
+    cookie: Option<String>,
+    value: ValueMatch,
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = ConditionRepr::deserialize(deserializer)?;
+        let source = match (repr.header, repr.cookie) {
+            (Some(header), None) => Source::header(&header),
+            (None, Some(cookie)) => Source::Cookie(cookie),
+            _ => {
+                return Err(D::Error::custom(
+                    "a condition needs exactly one of header or cookie",
+                ));
+            }
+        };
+        Ok(Condition {
+            source,
+            value: repr.value,
+        })
+    }
 }
 
 impl Condition {

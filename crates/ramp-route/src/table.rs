@@ -1,6 +1,22 @@
 //! The routing table: revisions, rules, mirrors and stickiness, validated once.
+//!
+//! A [`TableSpec`] is serializable (camelCase field names, unknown fields refused), e.g.:
+//!
+//! ```json
+//! {"revisions": [{"name": "v1", "weight": 90, "instances": ["127.0.0.1:9001"]},
+//!                {"name": "v2", "weight": 10, "instances": ["127.0.0.1:9002"]}],
+//!  "rules": [{"conditions": [{"header": "x-canary", "value": {"present": true}}],
+//!             "revision": "v2"}],
+//!  "mirrors": [{"revision": "v2", "percent": 5.0, "conditions": []}],
+//!  "sticky": {"cookie": "user"}}
+//! ```
+//!
+//! `rules`, `mirrors`, `sticky`, a revision's `instances` and a mirror's `conditions` may be
+//! left out. Deserializing does not validate; [`RouteTable::new`] does.
 
 use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::hash::key_hash;
 use crate::matcher::{Condition, Source};
@@ -10,18 +26,21 @@ use crate::split::{Share, WeightedSplit};
 pub const MAX_NAME_LEN: usize = 63;
 
 /// A revision as declared: a name, a weight and the instances that serve it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevisionSpec {
     /// Unique name (`[A-Za-z0-9._-]`, at most [`MAX_NAME_LEN`] bytes).
     pub name: String,
     /// Relative share of unpinned traffic.
     pub weight: u32,
     /// Addresses of the instances.
+    #[serde(default)]
     pub instances: Vec<SocketAddr>,
 }
 
 /// Requests matching every condition go to `revision`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleSpec {
     /// Conditions that must all hold (at least one).
     pub conditions: Vec<Condition>,
@@ -30,26 +49,32 @@ pub struct RuleSpec {
 }
 
 /// A share of matching requests is copied to `revision`; the copy's response is discarded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MirrorSpec {
     /// Name of the revision that receives the copies.
     pub revision: String,
     /// Share of matching requests to copy, in (0, 100].
     pub percent: f64,
     /// Conditions that must all hold (none = every request).
+    #[serde(default)]
     pub conditions: Vec<Condition>,
 }
 
 /// Everything a table is built from.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TableSpec {
     /// Revisions in declaration order.
     pub revisions: Vec<RevisionSpec>,
     /// Header/cookie rules, first match wins.
+    #[serde(default)]
     pub rules: Vec<RuleSpec>,
     /// Mirrors, first matching one that samples the request wins.
+    #[serde(default)]
     pub mirrors: Vec<MirrorSpec>,
     /// Where the sticky user key is read from, if stickiness is on.
+    #[serde(default)]
     pub sticky: Option<Source>,
 }
 
