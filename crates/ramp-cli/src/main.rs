@@ -1,10 +1,14 @@
 //! `ramp`: progressive delivery in one program.
 
 mod agent_cmd;
+mod api_client;
+mod commands;
 mod demo;
 mod demo_app;
 mod load;
 mod proxy_cmd;
+mod quickstart;
+mod server_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +26,31 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The control plane's API (for apply, get, promote, ...).
+    #[arg(
+        long,
+        global = true,
+        env = "RAMP_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    server: String,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
+    output: commands::Output,
+}
+
+#[derive(Debug, Subcommand)]
+enum GetWhat {
+    /// Every service with its stable revision, readiness, rollout and traffic.
+    Services,
+    /// One service's rollout: steps, weights, stacks, instances.
+    Rollout {
+        /// Service name.
+        name: String,
+        /// Keep refreshing.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +68,101 @@ enum Command {
         #[arg(long, value_name = "PATH", env = "RAMP_AGENT_SOCKET")]
         socket: PathBuf,
     },
+    /// Run the control plane (state in a data directory, REST API, router agent).
+    Server(server_cmd::ServerArgs),
+    /// See a canary rollout from start to end: a server, load, an abort and a promotion.
+    Quickstart,
+    /// Create or update a service from a spec file (`-` reads stdin).
+    Apply {
+        /// The spec (YAML).
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Show services or a rollout.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// Revision history of a service.
+    History {
+        /// Service name.
+        name: String,
+    },
+    /// Skip the current pause or step (`--full`: every remaining step).
+    Promote {
+        /// Service name.
+        name: String,
+        /// Skip every remaining step.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Pause the rollout.
+    Pause {
+        /// Service name.
+        name: String,
+    },
+    /// Resume a paused rollout.
+    Resume {
+        /// Service name.
+        name: String,
+    },
+    /// Abort the rollout: all traffic back to the stable revision at once.
+    Abort {
+        /// Service name.
+        name: String,
+    },
+    /// Start an aborted rollout again.
+    Retry {
+        /// Service name.
+        name: String,
+    },
+    /// Go back to an earlier revision (default: the one before the stable one).
+    Undo {
+        /// Service name.
+        name: String,
+        /// The revision to go back to.
+        #[arg(long)]
+        to_revision: Option<u64>,
+    },
+    /// Change the number of instances.
+    Scale {
+        /// Service name.
+        name: String,
+        /// Instances.
+        replicas: u32,
+    },
+    /// Replace every instance of the stable revision.
+    Restart {
+        /// Service name.
+        name: String,
+    },
+    /// Last lines of a service's instance logs.
+    Logs {
+        /// Service name.
+        name: String,
+        /// One instance only.
+        #[arg(long)]
+        instance: Option<String>,
+        /// Lines per instance.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+        /// Keep printing new lines.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Stop every instance of a service and remove it.
+    Delete {
+        /// Service name.
+        name: String,
+    },
+    /// The event log (who did what, when, why).
+    Events {
+        /// Only this service.
+        name: Option<String>,
+        /// Keep printing new events.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Run a small HTTP service whose behaviour (version, errors, latency) is set by flags.
     DemoApp(demo_app::DemoAppArgs),
     /// Show the router at work: weighted split, sticky users, header routes, draining, metrics.
@@ -51,7 +175,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Walk-throughs print their own story; logs would drown it unless asked for.
+    let quiet = matches!(cli.command, Command::Quickstart | Command::Demo { .. });
+    init_logging(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,7 +190,72 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let output = cli.output;
+        let client = || api_client::ApiClient::new(&cli.server);
         match cli.command {
+            Command::Server(args) => server_cmd::run(args).await,
+            Command::Quickstart => quickstart::run().await,
+            Command::Apply { file } => commands::apply(&client()?, &file, output).await,
+            Command::Get {
+                what: GetWhat::Services,
+            } => commands::get_services(&client()?, output).await,
+            Command::Get {
+                what: GetWhat::Rollout { name, watch },
+            } => commands::get_rollout(&client()?, &name, watch, output).await,
+            Command::History { name } => commands::history(&client()?, &name, output).await,
+            Command::Promote { name, full } => {
+                let action = if full { "promote?full=true" } else { "promote" };
+                commands::act(&client()?, &name, action, serde_json::Value::Null, output).await
+            }
+            Command::Pause { name } => {
+                commands::act(&client()?, &name, "pause", serde_json::Value::Null, output).await
+            }
+            Command::Resume { name } => {
+                commands::act(&client()?, &name, "resume", serde_json::Value::Null, output).await
+            }
+            Command::Abort { name } => {
+                commands::act(&client()?, &name, "abort", serde_json::Value::Null, output).await
+            }
+            Command::Retry { name } => {
+                commands::act(&client()?, &name, "retry", serde_json::Value::Null, output).await
+            }
+            Command::Restart { name } => {
+                commands::act(
+                    &client()?,
+                    &name,
+                    "restart",
+                    serde_json::Value::Null,
+                    output,
+                )
+                .await
+            }
+            Command::Undo { name, to_revision } => {
+                let body = match to_revision {
+                    Some(n) => serde_json::json!({ "toRevision": n }),
+                    None => serde_json::Value::Null,
+                };
+                commands::act(&client()?, &name, "undo", body, output).await
+            }
+            Command::Scale { name, replicas } => {
+                commands::act(
+                    &client()?,
+                    &name,
+                    "scale",
+                    serde_json::json!({ "replicas": replicas }),
+                    output,
+                )
+                .await
+            }
+            Command::Logs {
+                name,
+                instance,
+                tail,
+                follow,
+            } => commands::logs(&client()?, &name, instance.as_deref(), tail, follow).await,
+            Command::Delete { name } => commands::delete(&client()?, &name).await,
+            Command::Events { name, follow } => {
+                commands::events(&client()?, name.as_deref(), follow, output).await
+            }
             Command::Proxy { config } => proxy_cmd::run(&config).await,
             Command::RouterAgent { socket } => agent_cmd::run(&socket).await,
             Command::DemoApp(args) => demo_app::run(args).await,
@@ -81,9 +272,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,7 +6,9 @@
 //!   readers never lock.
 //! - [`Router::drain`] takes an instance out of rotation and reports when it is idle.
 //! - [`Router::revision_metrics`] and [`Router::render_prometheus`] expose per-revision request
-//!   counts, latency histograms and in-flight gauges.
+//!   counts, latency histograms and in-flight gauges; [`Router::figures`] reads all of a
+//!   router's metrics as plain values, which [`exposition::render`] writes for one router or
+//!   many.
 //! - [`agent`] hosts routers in a long-lived process driven over a Unix socket
 //!   ([`serve_agent`], [`AgentClient`]), so routing outlives the control plane.
 //!
@@ -15,6 +17,7 @@
 mod admin;
 pub mod agent;
 mod conn;
+pub mod exposition;
 mod forward;
 mod h2;
 mod http1;
@@ -30,5 +33,7 @@ mod worker;
 pub use admin::{routes_json, serve_admin};
 pub use agent::{AgentClient, AgentError, PutRouter, serve_agent};
 pub use instances::DrainOutcome;
-pub use router::{InstanceStatus, Router, RouterOptions, ShutdownReport, UnknownInstance};
+pub use router::{
+    InstanceStatus, Router, RouterFigures, RouterOptions, ShutdownReport, UnknownInstance,
+};
 pub use snapshot::ProxySettings;

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ramp_metrics::{MetricKind, PromWriter, RevisionSnapshot, write_revisions};
+use ramp_metrics::RevisionSnapshot;
 use ramp_route::RouteTable;
 use tokio::sync::watch;
 
+use crate::exposition;
 use crate::instances::{DrainOutcome, Registry};
 use crate::shared::Shared;
 use crate::snapshot::{MetricsRegistry, ProxySettings, Snapshot};
@@ -50,6 +51,26 @@ pub struct InstanceStatus {
     pub ejections: u64,
     /// Taken out of rotation by a drain.
     pub draining: bool,
+}
+
+/// Everything a router exposes as metrics at one point in time: plain values, rendered by
+/// [`exposition::render`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterFigures {
+    /// Each revision's request metrics, by revision name.
+    pub revisions: Vec<(String, RevisionSnapshot)>,
+    /// Every instance of the table with its live state, in table order.
+    pub instances: Vec<InstanceStatus>,
+    /// Client connections accepted.
+    pub connections: u64,
+    /// Requests refused as malformed.
+    pub bad_requests: u64,
+    /// Requests retried on another connection or instance.
+    pub retries: u64,
+    /// Route tables swapped in.
+    pub table_swaps: u64,
+    /// Client connections open, per worker thread.
+    pub open_connections: Vec<u64>,
 }
 
 /// How a shutdown ended.
@@ -213,86 +234,30 @@ impl Router {
         self.inner.shared.open_connections()
     }
 
-    /// The router's metrics in the Prometheus text format.
-    pub fn render_prometheus(&self) -> String {
+    /// Everything the router exposes as metrics, read now: every revision in the metrics
+    /// registry (by name), every instance of the table, and the router-wide counters.
+    pub fn figures(&self) -> RouterFigures {
         let shared = &self.inner.shared;
-        let revisions: Vec<(String, RevisionSnapshot)> = shared
-            .metrics
-            .all()
-            .into_iter()
+        let revisions = (shared.metrics.all().into_iter())
             .map(|(name, m)| (name.to_string(), m.snapshot()))
             .collect();
-        let borrowed: Vec<(&str, RevisionSnapshot)> = revisions
-            .iter()
-            .map(|(n, s)| (n.as_str(), s.clone()))
-            .collect();
-        let mut out = String::new();
-        write_revisions(&mut out, &borrowed);
-        let mut w = PromWriter::new(&mut out);
         let counters = &shared.counters;
-        let families: [(&str, &str, u64); 4] = [
-            (
-                "ramp_router_connections_total",
-                "Client connections accepted.",
-                counters.connections.load(Relaxed),
-            ),
-            (
-                "ramp_router_bad_requests_total",
-                "Requests refused as malformed.",
-                counters.bad_requests.load(Relaxed),
-            ),
-            (
-                "ramp_router_retries_total",
-                "Requests retried on another connection or instance.",
-                counters.retries.load(Relaxed),
-            ),
-            (
-                "ramp_router_table_swaps_total",
-                "Route tables swapped in.",
-                counters.table_swaps.load(Relaxed),
-            ),
-        ];
-        for (name, help, value) in families {
-            w.family(name, help, MetricKind::Counter);
-            w.sample(name, &[], value);
+        RouterFigures {
+            revisions,
+            instances: self.instances(),
+            connections: counters.connections.load(Relaxed),
+            bad_requests: counters.bad_requests.load(Relaxed),
+            retries: counters.retries.load(Relaxed),
+            table_swaps: counters.table_swaps.load(Relaxed),
+            open_connections: (shared.active.iter())
+                .map(|open| open.load(Relaxed) as u64)
+                .collect(),
         }
-        let name = "ramp_router_open_connections";
-        w.family(
-            name,
-            "Client connections open, per worker thread.",
-            MetricKind::Gauge,
-        );
-        for (worker, open) in shared.active.iter().enumerate() {
-            let worker = worker.to_string();
-            w.sample(name, &[("worker", &worker)], open.load(Relaxed) as u64);
-        }
-        let instances = self.instances();
-        let per_instance: [InstanceFamily; 2] = [
-            (
-                "ramp_router_instance_in_flight",
-                "Requests in flight per instance.",
-                MetricKind::Gauge,
-                |i| u64::from(i.in_flight),
-            ),
-            (
-                "ramp_router_instance_ejections_total",
-                "Times an instance was ejected after refused connections.",
-                MetricKind::Counter,
-                |i| i.ejections,
-            ),
-        ];
-        for (name, help, kind, value) in per_instance {
-            w.family(name, help, kind);
-            for i in &instances {
-                let addr = i.addr.to_string();
-                w.sample(
-                    name,
-                    &[("revision", &i.revision), ("instance", &addr)],
-                    value(i),
-                );
-            }
-        }
-        out
+    }
+
+    /// The router's metrics in the Prometheus text format (see [`exposition::render`]).
+    pub fn render_prometheus(&self) -> String {
+        exposition::render(&[(&[], &self.figures())])
     }
 
     /// Stops accepting, lets in-flight requests finish (idle keep-alive connections close at
@@ -315,14 +280,6 @@ impl Router {
     }
 }
 
-/// A per-instance metric family: name, help, kind, and how to read the value.
-type InstanceFamily = (
-    &'static str,
-    &'static str,
-    MetricKind,
-    fn(&InstanceStatus) -> u64,
-);
-
 /// A listening socket with a deep accept queue (bursts of new connections are not refused).
 fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
@@ -335,4 +292,80 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::tests::{GOLDEN, sample_figures};
+    use ramp_route::{RevisionSpec, TableSpec};
+
+    #[test]
+    fn figures_read_everything_the_router_exposes() {
+        let table = RouteTable::new(TableSpec {
+            revisions: vec![
+                RevisionSpec {
+                    name: "stable".into(),
+                    weight: 3,
+                    instances: vec![([127, 0, 0, 1], 1).into(), ([127, 0, 0, 1], 2).into()],
+                },
+                RevisionSpec {
+                    name: "canary".into(),
+                    weight: 1,
+                    instances: vec![([127, 0, 0, 1], 3).into()],
+                },
+            ],
+            ..TableSpec::default()
+        })
+        .unwrap();
+        let options = RouterOptions {
+            listen: ([127, 0, 0, 1], 0).into(),
+            workers: 2,
+            pin_workers: false,
+        };
+        let router = Router::start(options, table, ProxySettings::default()).unwrap();
+        router.swap_table(router.table());
+
+        let shared = &router.inner.shared;
+        for (name, metrics) in shared.metrics.all() {
+            if &*name == "stable" {
+                let s = metrics.shard(0);
+                for (status, micros) in [(200, 1_500), (200, 40_000), (503, 2_000_000)] {
+                    s.request_started();
+                    s.request_finished(status, micros);
+                }
+                s.upstream_error();
+                s.mirrored();
+                s.mirrored();
+                s.mirror_dropped();
+                s.request_started();
+            } else {
+                let s = metrics.shard(1);
+                s.request_started();
+                s.request_finished(404, 300);
+            }
+        }
+        shared.counters.connections.fetch_add(7, Relaxed);
+        shared.counters.bad_requests.fetch_add(2, Relaxed);
+        shared.counters.retries.fetch_add(3, Relaxed);
+        // No connection is open; the gauge is set by hand and reset before the router drops.
+        shared.active[1].fetch_add(4, Relaxed);
+        let busy = shared.instances.get(([127, 0, 0, 1], 2).into()).unwrap();
+        let _in_flight = busy.start();
+        let refused = shared.instances.get(([127, 0, 0, 1], 3).into()).unwrap();
+        refused.connect_failed(shared.instances.now_ms());
+        refused.connect_failed(shared.instances.now_ms());
+
+        let mut figures = router.figures();
+        let text = router.render_prometheus();
+        shared.active[1].fetch_sub(4, Relaxed);
+
+        // Whether an instance is still ejected depends on the clock; it is not exposed.
+        let expected = sample_figures();
+        for (got, want) in figures.instances.iter_mut().zip(&expected.instances) {
+            got.ejected = want.ejected;
+        }
+        assert_eq!(figures, expected);
+        assert_eq!(text, GOLDEN);
+    }
 }

@@ -76,11 +76,21 @@ impl Machine<'_> {
         self.stack(stack).map_or(0, |s| s.revision)
     }
 
-    /// Sets a stack's desired size (no event: sizes follow from the rollout's progress).
+    /// Sets a stack's desired size; a change is an event.
     pub(crate) fn set_replicas(&mut self, id: u64, replicas: u32) {
-        if let Some(stack) = self.s.stacks.iter_mut().find(|s| s.id == id) {
-            stack.replicas = replicas;
+        let Some(stack) = self.s.stacks.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        if stack.replicas == replicas {
+            return;
         }
+        let (revision, before) = (stack.revision, stack.replicas);
+        stack.replicas = replicas;
+        let verb = if replicas > before { "up" } else { "down" };
+        self.event(
+            "Scaled",
+            format!("revision {revision} (stack {id}) scaled {verb} to {replicas}"),
+        );
     }
 
     pub(crate) fn replicas_of(&self, id: u64) -> u32 {

@@ -27,7 +27,7 @@ fn first_deploy_scales_up_and_serves() {
     let sim = deployed(Strategy::Recreate, 3);
     assert_eq!(sim.world().values().map(|s| s.ready).sum::<u32>(), 3);
     assert_eq!(sim.traffic().get(&1), Some(&100.0));
-    assert_eq!(sim.event_kinds(), ["RolloutStarted", "Completed"]);
+    assert_eq!(sim.event_kinds(), ["RolloutStarted", "Scaled", "Completed"]);
 }
 
 #[test]

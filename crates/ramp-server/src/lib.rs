@@ -1,1 +1,25 @@
-//! Control plane (in progress).
+//! Ramp's control plane.
+//!
+//! [`Server::start`] opens the state store in a data directory, connects to (or starts) the
+//! router agent process that hosts every service's router, resumes each service where the
+//! last control plane left it — adopting the instances and routes that kept serving — and
+//! serves the REST API. Each service has one controller task that feeds the rollout state
+//! machine, persists every state before acting on it, and makes instances and routes match.
+
+mod agent;
+mod api;
+mod config;
+mod controller;
+mod error;
+mod payload;
+mod server;
+mod table;
+
+pub use api::OPENAPI;
+pub use config::ServerConfig;
+pub use controller::ApplyOutcome;
+pub use controller::status::{InstanceView, RolloutView, ServiceStatus, StackView, TrafficShare};
+pub use error::ServerError;
+pub use payload::Payload;
+pub use server::Server;
+pub use table::{ReadyInstances, build_table};

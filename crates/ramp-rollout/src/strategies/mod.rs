@@ -87,14 +87,28 @@ pub(crate) fn total(world: &World, stack: u64) -> u32 {
 /// `progressDeadline` counts from the last such change.
 fn track_progress(m: &mut Machine<'_>, world: &World) {
     let now = m.now;
+    let replicas = m.s.replicas;
     let Some(r) = m.rollout_mut() else {
         return;
     };
     let to_ready = ready(world, r.to);
     let old: u32 = r.from.map_or(0, |f| total(world, f));
-    if to_ready != r.seen_ready || old != r.seen_old {
-        r.last_progress = now;
-        r.seen_ready = to_ready;
-        r.seen_old = old;
+    if to_ready == r.seen_ready && old == r.seen_old {
+        return;
     }
+    r.last_progress = now;
+    r.seen_ready = to_ready;
+    r.seen_old = old;
+    let (id, revision) = (r.id, r.revision);
+    let previous = if r.from.is_some() {
+        format!(", {old} of the previous revision left")
+    } else {
+        String::new()
+    };
+    m.event(
+        "Progress",
+        format!(
+            "rollout {id}: {to_ready}/{replicas} instances of revision {revision} ready{previous}"
+        ),
+    );
 }

@@ -1,0 +1,47 @@
+//! `ramp server`: the control plane, embedded (SQLite state in a data directory).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ramp_server::{Server, ServerConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Where state, logs and stored executables live.
+    #[arg(long, default_value = "ramp-data", env = "RAMP_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Where the REST API listens.
+    #[arg(long, default_value = "127.0.0.1:7070", value_parser = crate::parse_listen)]
+    listen: SocketAddr,
+    /// On exit, leave instances and routers serving for the next `ramp server` to adopt
+    /// (for upgrades); by default they are drained and stopped.
+    #[arg(long)]
+    keep_data_plane: bool,
+}
+
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("bad --data-dir {}", args.data_dir.display()))?;
+    let mut config = ServerConfig::new(data_dir);
+    config.api_listen = args.listen;
+    let server = Server::start(config).await?;
+    println!(
+        "ramp server: API on http://{} (try: ramp get services)",
+        server.api_addr()
+    );
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    if args.keep_data_plane {
+        tracing::info!("stopping the control plane; instances and routers keep serving");
+    } else {
+        tracing::info!("stopping: draining and stopping every instance");
+    }
+    server.shutdown(!args.keep_data_plane).await;
+    Ok(())
+}

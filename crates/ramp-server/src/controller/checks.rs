@@ -1,0 +1,125 @@
+//! Blue-green pre-promotion checks: smoke requests to the preview stack and commands.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ramp_model::{Check, ServiceSpec, Strategy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Controller, Internal};
+
+/// Runs the checks of `rollout` against `stack` in the background and reports the result.
+pub(super) fn run(controller: &Controller, spec: &ServiceSpec, rollout: u64, stack: u64) {
+    let Strategy::BlueGreen(settings) = &spec.strategy else {
+        return;
+    };
+    let checks = settings.pre_promotion_checks.clone();
+    // Through the preview listener when there is one (it is what users will hit), else
+    // straight to a preview instance.
+    let target = settings.preview_listen.or_else(|| {
+        controller
+            .instances
+            .list
+            .iter()
+            .find(|i| i.stack == stack && i.is_ready())
+            .map(|i| i.addr())
+    });
+    let report = controller.internal.clone();
+    tokio::spawn(async move {
+        let (passed, detail) = match target {
+            Some(target) => run_all(&checks, target).await,
+            None => (false, "no preview instance is ready".to_string()),
+        };
+        let _ = report.send(Internal::ChecksFinished {
+            rollout,
+            passed,
+            detail,
+        });
+    });
+}
+
+async fn run_all(checks: &[Check], target: SocketAddr) -> (bool, String) {
+    let mut passed = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
+        match run_one(check, target).await {
+            Ok(what) => passed.push(what),
+            Err(why) => return (false, format!("check {}: {why}", i + 1)),
+        }
+    }
+    (true, passed.join("; "))
+}
+
+async fn run_one(check: &Check, target: SocketAddr) -> Result<String, String> {
+    match check {
+        Check::Http {
+            path,
+            requests,
+            expect_status,
+        } => {
+            for n in 1..=*requests {
+                let status = get(target, path).await?;
+                if status < expect_status.0 || status > expect_status.1 {
+                    return Err(format!(
+                        "GET {path} answered {status} (request {n} of {requests}), expected {}-{}",
+                        expect_status.0, expect_status.1
+                    ));
+                }
+            }
+            Ok(format!("GET {path} x{requests} ok"))
+        }
+        Check::Command { command, timeout } => {
+            let args: Vec<String> = command
+                .iter()
+                .map(|a| a.replace("{preview}", &target.to_string()))
+                .collect();
+            let Some((program, rest)) = args.split_first() else {
+                return Err("empty command".into());
+            };
+            let mut child = tokio::process::Command::new(program)
+                .args(rest)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
+            match tokio::time::timeout(*timeout, child.wait()).await {
+                Err(_) => Err(format!(
+                    "{program} did not finish within {}s",
+                    timeout.as_secs()
+                )),
+                Ok(Err(e)) => Err(format!("{program}: {e}")),
+                Ok(Ok(status)) if status.success() => Ok(format!("{program} ok")),
+                Ok(Ok(status)) => Err(format!("{program} failed: {status}")),
+            }
+        }
+    }
+}
+
+/// One `GET` on a fresh connection; returns the status code.
+async fn get(target: SocketAddr, path: &str) -> Result<u16, String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| format!("GET {path}: no answer within 10s"))?
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("GET {path}: not an HTTP response"))
+}

@@ -1,0 +1,235 @@
+//! The control plane: state store, router agent, one controller per service, REST API.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ramp_model::ServiceSpec;
+use ramp_store::{NewEvent, Store};
+use tokio::sync::{Mutex, oneshot};
+
+use crate::agent::Agent;
+use crate::config::ServerConfig;
+use crate::controller::{self, ApplyOutcome, Context, ControllerHandle, Request};
+use crate::error::ServerError;
+use crate::payload::Payload;
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct Server {
+    inner: Arc<Inner>,
+    api_addr: SocketAddr,
+    api_stop: Option<oneshot::Sender<()>>,
+    api_task: tokio::task::JoinHandle<()>,
+}
+
+/// What API handlers share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) controllers: Mutex<BTreeMap<String, ControllerHandle>>,
+    /// Held for the server's life: one control plane per data directory.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl Server {
+    /// Opens the data directory (refusing one another server uses), connects to or starts the
+    /// router agent, picks up every service where the last control plane left it, and serves
+    /// the API.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ServerError::Invalid(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let lock = lock_data_dir(&config)?;
+        let config = Arc::new(config);
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let agent = Arc::new(Agent::connect_or_start(Arc::clone(&config)).await?);
+        let ctx = Arc::new(Context {
+            config: Arc::clone(&config),
+            store: Arc::clone(&store),
+            agent,
+        });
+        let mut controllers = BTreeMap::new();
+        for row in store.services()? {
+            match controller::spawn(Arc::clone(&ctx), row.name.clone(), true).await {
+                Ok(handle) => {
+                    controllers.insert(row.name, handle);
+                }
+                Err(e) => tracing::error!(service = %row.name, "cannot resume service: {e}"),
+            }
+        }
+        store.append_event(&NewEvent {
+            actor: "ramp".into(),
+            service: None,
+            kind: "ServerStarted".into(),
+            message: format!(
+                "control plane started with {} service(s)",
+                controllers.len()
+            ),
+            data: serde_json::Value::Null,
+        })?;
+        let inner = Arc::new(Inner {
+            ctx,
+            controllers: Mutex::new(controllers),
+            _lock: lock,
+        });
+        let listener = tokio::net::TcpListener::bind(config.api_listen)
+            .await
+            .map_err(|e| {
+                ServerError::Invalid(format!("cannot listen on {}: {e}", config.api_listen))
+            })?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        let (api_stop, stopped) = oneshot::channel::<()>();
+        let app = crate::api::router(Arc::clone(&inner));
+        let api_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("API server stopped: {e}");
+            }
+        });
+        tracing::info!(api = %api_addr, data = %config.data_dir.display(), "control plane ready");
+        Ok(Server {
+            inner,
+            api_addr,
+            api_stop: Some(api_stop),
+            api_task,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Stops the API and the controllers. With `stop_services`, every instance is drained and
+    /// stopped and the router agent exits; without, the data plane keeps serving for the next
+    /// control plane to adopt.
+    pub async fn shutdown(mut self, stop_services: bool) {
+        if let Some(stop) = self.api_stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.api_task).await;
+        let controllers = std::mem::take(&mut *self.inner.controllers.lock().await);
+        for (_, handle) in controllers {
+            let (reply, done) = oneshot::channel();
+            if handle
+                .send(Request::Shutdown {
+                    stop_instances: stop_services,
+                    reply,
+                })
+                .await
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+        }
+        if stop_services {
+            let _ = self.inner.ctx.agent.client().shutdown().await;
+        }
+    }
+}
+
+impl Inner {
+    /// Applies a spec: snapshots its payload, then hands it to the service's controller
+    /// (created on first apply).
+    pub(crate) async fn apply(
+        &self,
+        yaml: String,
+        base_dir: std::path::PathBuf,
+        actor: String,
+    ) -> Result<ApplyOutcome, ServerError> {
+        let spec = ServiceSpec::from_yaml(&yaml)?;
+        let store = Arc::clone(&self.ctx.store);
+        let template = spec.template.clone();
+        let payload = tokio::task::spawn_blocking(move || {
+            Payload::snapshot(&template, &base_dir, store.objects())
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        let handle = {
+            let mut controllers = self.controllers.lock().await;
+            match controllers.get(&spec.name) {
+                Some(handle) => handle.clone(),
+                None => {
+                    self.check_listen_free(&spec, &controllers).await?;
+                    let handle =
+                        controller::spawn(Arc::clone(&self.ctx), spec.name.clone(), false).await?;
+                    controllers.insert(spec.name.clone(), handle.clone());
+                    handle
+                }
+            }
+        };
+        let (reply, result) = oneshot::channel();
+        handle
+            .send(Request::Apply {
+                spec: Box::new(spec),
+                yaml,
+                payload: Box::new(payload),
+                actor,
+                reply,
+            })
+            .await?;
+        result
+            .await
+            .map_err(|_| ServerError::Internal("the controller stopped".into()))?
+    }
+
+    /// A new service may not take another service's listen address.
+    async fn check_listen_free(
+        &self,
+        spec: &ServiceSpec,
+        controllers: &BTreeMap<String, ControllerHandle>,
+    ) -> Result<(), ServerError> {
+        for (name, handle) in controllers {
+            let (reply, status) = oneshot::channel();
+            if handle.send(Request::Status { reply }).await.is_ok()
+                && let Ok(status) = status.await
+                && status.listen.as_deref() == Some(&spec.listen.to_string())
+            {
+                return Err(ServerError::Conflict(format!(
+                    "spec.listen {} is already used by service {name}",
+                    spec.listen
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn handle(&self, name: &str) -> Result<ControllerHandle, ServerError> {
+        self.controllers
+            .lock()
+            .await
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServerError::NotFound(format!("no service named {name:?}")))
+    }
+
+    pub(crate) async fn forget(&self, name: &str) {
+        self.controllers.lock().await.remove(name);
+    }
+}
+
+/// One control plane per data directory: an exclusive lock on `<dir>/ramp.lock`.
+fn lock_data_dir(config: &ServerConfig) -> Result<nix::fcntl::Flock<File>, ServerError> {
+    let path = config.data_dir.join("ramp.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ServerError::Invalid(format!("cannot open {}: {e}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        ServerError::Conflict(format!(
+            "another ramp server is using {}; stop it or choose another --data-dir",
+            config.data_dir.display()
+        ))
+    })
+}
