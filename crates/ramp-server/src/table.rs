@@ -50,7 +50,7 @@ pub fn build_table(
             }),
         }
     };
-    for &(id, weight) in &weights {
+    for &(id, weight) in weights.iter().filter(|&&(_, w)| w > 0) {
         add(id, weight);
     }
     // Pinned and mirrored stacks need their instances in the table even at weight 0; routes to a
