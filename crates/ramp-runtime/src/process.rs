@@ -84,6 +84,22 @@ pub(crate) fn read_stat(pid: u32) -> io::Result<Stat> {
     })
 }
 
+/// The identity of a running process by pid (its start time read from `/proc`), for taking
+/// over a process found by other means.
+pub fn process_id(pid: u32) -> io::Result<ProcessId> {
+    let stat = read_stat(pid)?;
+    if stat.is_dead() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("process {pid} has exited"),
+        ));
+    }
+    Ok(ProcessId {
+        pid,
+        start_time: stat.start_time,
+    })
+}
+
 /// Whether the pid is alive and still the same process (same start time); a zombie counts
 /// as gone.
 pub fn is_same_process(process: ProcessId) -> bool {

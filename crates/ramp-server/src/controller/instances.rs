@@ -152,21 +152,43 @@ impl Instances {
     }
 }
 
-/// What the controller needs to start an instance of a revision.
-pub(crate) fn instance_spec(
-    id: String,
-    payload: &Payload,
-    program: std::path::PathBuf,
-    working_dir: std::path::PathBuf,
-    port: u16,
-    log_path: std::path::PathBuf,
-) -> InstanceSpec {
+/// Environment variable naming the instance; also how a restarted control plane finds
+/// instances it never got to record.
+pub(crate) const INSTANCE_ENV: &str = "RAMP_INSTANCE";
+/// Environment variable naming the control plane's data directory.
+const DATA_DIR_ENV: &str = "RAMP_DATA_DIR";
+
+/// Where an instance runs, beyond its revision's payload.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    pub(crate) id: String,
+    pub(crate) service: String,
+    pub(crate) revision: u64,
+    pub(crate) program: std::path::PathBuf,
+    pub(crate) working_dir: std::path::PathBuf,
+    pub(crate) port: u16,
+    pub(crate) log_path: std::path::PathBuf,
+    /// The control plane's data directory, which scopes the instance to this control plane.
+    pub(crate) data_dir: std::path::PathBuf,
+}
+
+/// What the runtime needs to start an instance of a revision. The instance also learns its
+/// own id, service and revision from `RAMP_INSTANCE`, `RAMP_SERVICE` and `RAMP_REVISION`.
+pub(crate) fn instance_spec(payload: &Payload, at: Placement) -> InstanceSpec {
     let t = &payload.template;
+    let mut env: Vec<(String, String)> =
+        t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push((INSTANCE_ENV.into(), at.id.clone()));
+    env.push(("RAMP_SERVICE".into(), at.service.clone()));
+    env.push(("RAMP_REVISION".into(), at.revision.to_string()));
+    env.push((DATA_DIR_ENV.into(), at.data_dir.display().to_string()));
+    let (id, program, working_dir, port, log_path) =
+        (at.id, at.program, at.working_dir, at.port, at.log_path);
     InstanceSpec {
         id,
         program,
         args: t.args.clone(),
-        env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        env,
         port_env: t.port_env.clone(),
         working_dir,
         port,
@@ -207,4 +229,29 @@ pub(crate) fn adopt(spec: InstanceSpec, row: &InstanceRow) -> Option<Supervisor>
         start_time: row.pid_start_time?,
     };
     Supervisor::adopt(spec, process, row.restarts).ok()
+}
+
+/// Processes whose environment marks them as instances of this service under this data
+/// directory but that are not among `known` pids: instances started just before a crash,
+/// before they were recorded.
+pub(crate) fn unrecorded(service: &str, data_dir: &std::path::Path, known: &[u32]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let instance_var = format!("{INSTANCE_ENV}=");
+    let service_var = format!("RAMP_SERVICE={service}");
+    let dir_var = format!("{DATA_DIR_ENV}={}", data_dir.display());
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !known.contains(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+                let has = |want: &str| vars.contains(&want.as_bytes());
+                let instance = vars.iter().any(|v| v.starts_with(instance_var.as_bytes()));
+                instance && has(&service_var) && has(&dir_var)
+            })
+        })
+        .collect()
 }

@@ -22,7 +22,9 @@ use crate::agent::Agent;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::payload::Payload;
-use instances::{Instance, Instances, adopt, free_port, instance_spec, suffix};
+use instances::{
+    Instance, Instances, Placement, adopt, free_port, instance_spec, suffix, unrecorded,
+};
 
 #[cfg(test)]
 mod tests {
@@ -302,6 +304,14 @@ impl Controller {
         payload: Payload,
         actor: &str,
     ) -> Result<ApplyOutcome, ServerError> {
+        if let Some(old) = &self.spec
+            && old.listen != spec.listen
+        {
+            return Err(ServerError::Conflict(format!(
+                "spec.listen cannot change from {} to {} while the service exists; delete it and apply again",
+                old.listen, spec.listen
+            )));
+        }
         // Refuse a conflicting apply before anything is written.
         step(
             &self.state,
@@ -532,12 +542,22 @@ impl Controller {
             .and_then(|(program, working_dir)| {
                 let port = free_port().map_err(|e| e.to_string())?;
                 let id = instance_id(&self.name, revision, stack);
-                let log = self
+                let log_path = self
                     .ctx
                     .config
                     .log_dir(&self.name)
                     .join(format!("{id}.log"));
-                let spec = instance_spec(id.clone(), &payload, program, working_dir, port, log);
+                let at = Placement {
+                    id: id.clone(),
+                    service: self.name.clone(),
+                    revision,
+                    program,
+                    working_dir,
+                    port,
+                    log_path,
+                    data_dir: self.ctx.config.data_dir.clone(),
+                };
+                let spec = instance_spec(&payload, at);
                 let supervisor = Supervisor::launch(spec).map_err(|e| e.to_string())?;
                 Ok((id, port, supervisor))
             });
@@ -706,13 +726,23 @@ impl Controller {
                 (Some(payload), Some(stack)) => self
                     .launch_paths(row.revision, &payload)
                     .ok()
-                    .map(|(program, dir)| {
-                        let log = self
+                    .map(|(program, working_dir)| {
+                        let log_path = self
                             .ctx
                             .config
                             .log_dir(&self.name)
                             .join(format!("{}.log", row.id));
-                        instance_spec(row.id.clone(), &payload, program, dir, row.port, log)
+                        let at = Placement {
+                            id: row.id.clone(),
+                            service: self.name.clone(),
+                            revision: row.revision,
+                            program,
+                            working_dir,
+                            port: row.port,
+                            log_path,
+                            data_dir: self.ctx.config.data_dir.clone(),
+                        };
+                        instance_spec(&payload, at)
                     })
                     .and_then(|spec| adopt(spec, &row))
                     .map(|supervisor| (stack, supervisor)),
@@ -740,6 +770,20 @@ impl Controller {
                     }
                     let _ = self.ctx.store.remove_instance(&row.id);
                 }
+            }
+        }
+        // Instances started just before a crash, before their row was written, are stopped:
+        // the state machine starts what it still wants, and nothing runs unaccounted for.
+        let known: Vec<u32> = self
+            .instances
+            .list
+            .iter()
+            .filter_map(|i| i.state.borrow().process.map(|p| p.pid))
+            .collect();
+        for pid in unrecorded(&self.name, &self.ctx.config.data_dir, &known) {
+            if let Ok(process) = ramp_runtime::process_id(pid) {
+                tracing::warn!(service = %self.name, pid, "stopping an unrecorded instance");
+                ramp_runtime::stop_process(process, "SIGTERM", Duration::from_secs(5)).await;
             }
         }
         Ok(())
