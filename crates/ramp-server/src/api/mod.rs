@@ -477,3 +477,35 @@ async fn metrics(State(inner): Shared) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OPENAPI;
+
+    /// Every route the router serves is documented, and nothing else is: the document cannot
+    /// drift from the code.
+    #[test]
+    fn openapi_documents_exactly_the_routes_served() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let documented: std::collections::BTreeSet<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
+        let source = include_str!("mod.rs");
+        let served: std::collections::BTreeSet<String> = source
+            .split(".route(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .map(String::from)
+            .collect();
+        assert!(served.len() > 10, "routes found in the source: {served:?}");
+        assert_eq!(documented, served);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(op["responses"].is_object(), "{method} {path} has no responses");
+            }
+        }
+    }
+}
