@@ -174,7 +174,15 @@ pub(crate) async fn run() -> anyhow::Result<()> {
         server.api_addr()
     );
 
-    let outcome = walk_through(&api, &ramp, &data_dir).await;
+    // Interrupted or not, everything started here is stopped: the router agent and the
+    // instances run in process groups of their own and would outlive us.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let outcome = tokio::select! {
+        outcome = walk_through(&api, &ramp, &data_dir) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    };
     println!("\n  Stopping: instances drained and stopped, routers removed.");
     server.shutdown(true).await;
     let _ = std::fs::remove_dir_all(&data_dir);

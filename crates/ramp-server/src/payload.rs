@@ -1,8 +1,10 @@
 //! A revision's payload: the template plus the content of its executable and declared files,
 //! kept in the object store so the revision runs the same way after the files on disk change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ramp_model::Template;
 use ramp_store::ObjectStore;
@@ -34,6 +36,7 @@ impl Payload {
         template: &Template,
         base_dir: &Path,
         objects: &ObjectStore,
+        digests: &FileDigests,
     ) -> Result<Payload, ServerError> {
         let working_dir = match &template.working_dir {
             Some(dir) => base_dir.join(dir),
@@ -46,11 +49,11 @@ impl Payload {
                 working_dir.display()
             ))
         })?;
-        let program = objects.put_file(&program_path)?;
+        let program = digests.put(objects, &program_path)?;
         let mut files = BTreeMap::new();
         for (i, file) in template.files.iter().enumerate() {
             let path = working_dir.join(file);
-            let digest = objects.put_file(&path).map_err(|e| {
+            let digest = digests.put(objects, &path).map_err(|e| {
                 ServerError::Invalid(format!(
                     "spec.template.files[{i}]: cannot read {}: {e}",
                     path.display()
@@ -102,4 +105,59 @@ fn resolve_command(command: &str, working_dir: &Path) -> Option<PathBuf> {
         .into_iter()
         .map(|dir| dir.join(command))
         .find(|p| is_executable(p))
+}
+
+/// What identifies a file's content without reading it: device, inode, size and change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })
+    }
+}
+
+/// Remembers the digest of files already stored, so applying the same executable again does
+/// not read and hash it again (a 100 MB binary takes a while).
+#[derive(Debug, Default)]
+pub struct FileDigests {
+    known: Mutex<HashMap<PathBuf, (FileStamp, String)>>,
+}
+
+impl FileDigests {
+    /// Stores `path` in `objects` unless the same file (same stamp) is known to be there.
+    fn put(&self, objects: &ObjectStore, path: &Path) -> Result<String, ServerError> {
+        let stamp = FileStamp::of(path)
+            .map_err(|e| ServerError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, digest)) = known.get(&key)
+            && *seen == stamp
+            && objects.contains(digest)
+        {
+            return Ok(digest.clone());
+        }
+        drop(known);
+        let digest = objects.put_file(path)?;
+        // The file may have changed while it was copied; only a stamp taken before and still
+        // true after vouches for the digest.
+        if FileStamp::of(path).ok() == Some(stamp) {
+            known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.insert(key, (stamp, digest.clone()));
+        }
+        Ok(digest)
+    }
 }

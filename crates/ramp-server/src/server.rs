@@ -13,7 +13,7 @@ use crate::agent::Agent;
 use crate::config::ServerConfig;
 use crate::controller::{self, ApplyOutcome, Context, ControllerHandle, Request};
 use crate::error::ServerError;
-use crate::payload::Payload;
+use crate::payload::{FileDigests, Payload};
 
 /// A running control plane.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct Server {
 pub(crate) struct Inner {
     pub(crate) ctx: Arc<Context>,
     pub(crate) controllers: Mutex<BTreeMap<String, ControllerHandle>>,
+    /// Digests of executables and files already stored.
+    digests: Arc<FileDigests>,
     /// Held for the server's life: one control plane per data directory.
     _lock: nix::fcntl::Flock<File>,
 }
@@ -75,6 +77,7 @@ impl Server {
         let inner = Arc::new(Inner {
             ctx,
             controllers: Mutex::new(controllers),
+            digests: Arc::new(FileDigests::default()),
             _lock: lock,
         });
         let listener = tokio::net::TcpListener::bind(config.api_listen)
@@ -147,13 +150,6 @@ impl Inner {
         actor: String,
     ) -> Result<ApplyOutcome, ServerError> {
         let spec = ServiceSpec::from_yaml(&yaml)?;
-        let store = Arc::clone(&self.ctx.store);
-        let template = spec.template.clone();
-        let payload = tokio::task::spawn_blocking(move || {
-            Payload::snapshot(&template, &base_dir, store.objects())
-        })
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
         let handle = {
             let mut controllers = self.controllers.lock().await;
             match controllers.get(&spec.name) {
@@ -167,6 +163,25 @@ impl Inner {
                 }
             }
         };
+        // A conflicting apply is refused before the executable is read and stored.
+        let (reply, verdict) = oneshot::channel();
+        handle
+            .send(Request::CheckApply {
+                spec: Box::new(spec.clone()),
+                reply,
+            })
+            .await?;
+        verdict
+            .await
+            .map_err(|_| ServerError::Internal("the controller stopped".into()))??;
+        let store = Arc::clone(&self.ctx.store);
+        let digests = Arc::clone(&self.digests);
+        let template = spec.template.clone();
+        let payload = tokio::task::spawn_blocking(move || {
+            Payload::snapshot(&template, &base_dir, store.objects(), &digests)
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
         let (reply, result) = oneshot::channel();
         handle
             .send(Request::Apply {

@@ -39,7 +39,24 @@ impl Instance {
         !self.stopping && self.state.borrow().phase == InstancePhase::Ready
     }
 
+    /// The instance's phase as the API names it (`Starting`, `Ready`, `NotReady`,
+    /// `Restarting`, `Stopping`, `Stopped`).
+    pub(crate) fn phase_name(&self) -> &'static str {
+        if self.stopping {
+            return "Stopping";
+        }
+        match self.state.borrow().phase {
+            InstancePhase::Starting => "Starting",
+            InstancePhase::Ready => "Ready",
+            InstancePhase::NotReady => "NotReady",
+            InstancePhase::Restarting => "Restarting",
+            InstancePhase::Stopping => "Stopping",
+            InstancePhase::Stopped => "Stopped",
+        }
+    }
+
     pub(crate) fn row(&self, service: &str) -> InstanceRow {
+        let phase = self.phase_name().to_string();
         let state = self.state.borrow();
         InstanceRow {
             id: self.id.clone(),
@@ -48,12 +65,7 @@ impl Instance {
             port: self.port,
             pid: state.process.map(|p| p.pid),
             pid_start_time: state.process.map(|p| p.start_time),
-            state: if self.stopping {
-                "Stopping"
-            } else {
-                state.phase.as_str()
-            }
-            .to_string(),
+            state: phase,
             restarts: state.restarts,
             started_at: self.started_at,
         }

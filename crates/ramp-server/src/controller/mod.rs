@@ -50,6 +50,11 @@ pub(crate) enum Request {
         actor: String,
         reply: oneshot::Sender<Result<ApplyOutcome, ServerError>>,
     },
+    /// Would this spec be accepted now? (Asked before its executable is stored.)
+    CheckApply {
+        spec: Box<ServiceSpec>,
+        reply: oneshot::Sender<Result<(), ServerError>>,
+    },
     Command {
         command: Command,
         actor: String,
@@ -213,6 +218,9 @@ impl Controller {
                 let result = self.apply(*spec, yaml, *payload, &actor).await;
                 let _ = reply.send(result);
             }
+            Request::CheckApply { spec, reply } => {
+                let _ = reply.send(self.check_apply(&spec));
+            }
             Request::Command {
                 command,
                 actor,
@@ -297,13 +305,9 @@ impl Controller {
         Ok(true)
     }
 
-    async fn apply(
-        &mut self,
-        spec: ServiceSpec,
-        yaml: String,
-        payload: Payload,
-        actor: &str,
-    ) -> Result<ApplyOutcome, ServerError> {
+    /// Refuses an apply that cannot happen now: a changed listen address, or any apply while a
+    /// rollout is in progress.
+    fn check_apply(&self, spec: &ServiceSpec) -> Result<(), ServerError> {
         if let Some(old) = &self.spec
             && old.listen != spec.listen
         {
@@ -312,17 +316,24 @@ impl Controller {
                 old.listen, spec.listen
             )));
         }
-        // Refuse a conflicting apply before anything is written.
-        step(
-            &self.state,
-            &spec,
-            &Input::Apply {
-                revision: 0,
-                replicas: spec.replicas,
-            },
-            now_ms(),
-        )
-        .map_err(|rejected| ServerError::Conflict(rejected.0))?;
+        let probe = Input::Apply {
+            revision: 0,
+            replicas: spec.replicas,
+        };
+        step(&self.state, spec, &probe, now_ms())
+            .map_err(|rejected| ServerError::Conflict(rejected.0))?;
+        Ok(())
+    }
+
+    async fn apply(
+        &mut self,
+        spec: ServiceSpec,
+        yaml: String,
+        payload: Payload,
+        actor: &str,
+    ) -> Result<ApplyOutcome, ServerError> {
+        // Checked again: another request may have started a rollout since.
+        self.check_apply(&spec)?;
         let digest = payload.digest();
         let payload_json =
             serde_json::to_string(&payload).map_err(|e| ServerError::Internal(e.to_string()))?;

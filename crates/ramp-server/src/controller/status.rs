@@ -140,17 +140,14 @@ pub(super) fn build(c: &Controller) -> ServiceStatus {
         .list
         .iter()
         .map(|i| {
+            // Read the phase before holding the state: one borrow of the watch at a time.
+            let phase = i.phase_name().to_string();
             let s = i.state.borrow();
             InstanceView {
                 id: i.id.clone(),
                 revision: i.revision,
                 port: i.port,
-                phase: if i.stopping {
-                    "Stopping"
-                } else {
-                    s.phase.as_str()
-                }
-                .to_string(),
+                phase,
                 restarts: s.restarts,
                 pid: s.process.map(|p| p.pid),
                 last_exit: s.last_exit.clone(),
