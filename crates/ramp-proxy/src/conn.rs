@@ -2,7 +2,7 @@
 //! and repeat while the connection is kept alive.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use ramp_route::Decision;
@@ -18,6 +18,9 @@ use crate::mirror;
 use crate::record::Recorder;
 use crate::snapshot::{LocalSnapshot, RevisionRuntime, Snapshot};
 use crate::worker::Worker;
+
+/// How often a held request looks again for a usable instance.
+const HOLD_RECHECK: Duration = Duration::from_millis(5);
 
 /// Largest request head accepted.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -80,6 +83,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream) {
 
 /// Reads until a whole request head is buffered, then routes it.
 async fn next_request(worker: &Worker, client: &mut Client, first: bool) -> Next {
+    let mut held_since: Option<Instant> = None;
     loop {
         let snapshot = worker.snapshot();
         if !client.buf.is_empty() {
@@ -95,7 +99,26 @@ async fn next_request(worker: &Worker, client: &mut Client, first: bool) -> Next
                     table.decide(view, || worker.random())
                 });
                 match parsed {
-                    Ok(Some((head, decision))) => return Next::Request(head, decision, snapshot),
+                    Ok(Some((head, decision))) => {
+                        let hold = snapshot.settings.hold_unavailable;
+                        let now_ms = || worker.shared.instances.now_ms();
+                        let waited = held_since.get_or_insert_with(Instant::now).elapsed();
+                        if hold.is_zero()
+                            || waited >= hold
+                            || snapshot.has_usable_instance(decision.revision, now_ms)
+                        {
+                            return Next::Request(head, decision, snapshot);
+                        }
+                        // No instance can take it yet: wait for the table to change (or an
+                        // ejection to end), then decide again on the newer table.
+                        drop(snapshot);
+                        tokio::select! {
+                            biased;
+                            _ = worker.shutdown.wait() => return Next::Close,
+                            _ = tokio::time::sleep(HOLD_RECHECK) => {}
+                        }
+                        continue;
+                    }
                     Ok(None) if client.buf.len() >= MAX_REQUEST_HEAD => {
                         return Next::Reject(431, "request head too large");
                     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ramp_metrics::RevisionMetrics;
 use ramp_model::Timeouts;
@@ -21,6 +22,11 @@ pub struct ProxySettings {
     /// Mirrored copies in flight per worker and revision; copies beyond it are dropped so a
     /// slow mirror target never holds memory or connections the primary path needs.
     pub mirror_concurrency: usize,
+    /// How long a request waits for its revision to have a usable instance (none ready yet,
+    /// every one draining or ejected) before it is answered 503. Zero answers at once. A
+    /// control plane that replaces every instance at once (recreate) sets it, so the gap is a
+    /// pause for clients rather than errors.
+    pub hold_unavailable: Duration,
 }
 
 impl Default for ProxySettings {
@@ -29,6 +35,7 @@ impl Default for ProxySettings {
             revision_header: None,
             timeouts: Timeouts::default(),
             mirror_concurrency: 64,
+            hold_unavailable: Duration::ZERO,
         }
     }
 }
@@ -102,6 +109,14 @@ impl MetricsRegistry {
 }
 
 impl Snapshot {
+    /// True when some instance of the revision may take a request right now.
+    pub(crate) fn has_usable_instance(&self, revision: usize, now_ms: impl Fn() -> u64) -> bool {
+        self.revisions[revision]
+            .instances
+            .iter()
+            .any(|i| i.load_if_usable(&now_ms).is_some())
+    }
+
     /// Joins a table with live instance state and metrics.
     pub(crate) fn build(
         table: RouteTable,

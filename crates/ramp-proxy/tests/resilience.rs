@@ -10,7 +10,7 @@ use http::Method;
 use ramp_proxy::{DrainOutcome, UnknownInstance};
 use support::{
     Backend, Client, FLAKY_BODY, FlakyBackend, Load, eventually, fire, no_headers, refused_addr,
-    rev, start_router, table, tally,
+    rev, settings, start_router, start_router_with, table, tally,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,4 +476,67 @@ fn refused_addr_other(not: std::net::SocketAddr) -> std::net::SocketAddr {
         }
     }
     panic!("no second refusing port");
+}
+
+/// With a hold configured, a request whose revision has no usable instance waits for one
+/// (the gap of a recreate) instead of failing; without, it is answered 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_out_a_gap_when_a_hold_is_set() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let held = ramp_proxy::ProxySettings {
+        hold_unavailable: Duration::from_secs(5),
+        ..settings()
+    };
+    let router = start_router_with(table(vec![rev("app", 1, &[old.addr])]), held);
+    let drained = router.drain(old.addr, Duration::from_secs(1)).await;
+    assert_eq!(drained, Ok(DrainOutcome::Drained));
+
+    // Nothing can take the request: it waits until the new instance is in the table.
+    let addr = router.local_addr();
+    let waiting = tokio::spawn(async move {
+        let mut client = Client::connect(addr).await?;
+        let started = Instant::now();
+        client
+            .get("/", &[])
+            .await
+            .map(|reply| (reply, started.elapsed()))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the request must wait for an instance"
+    );
+    router.swap_table(table(vec![rev("app", 1, &[new.addr])]));
+    let (reply, took) = waiting.await.expect("task").expect("request");
+    assert_eq!((reply.status, reply.text().as_str()), (200, "new"));
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+
+    // Without a hold the same gap is a prompt 503.
+    let quick = start_router(table(vec![rev("app", 1, &[old.addr])]));
+    quick
+        .drain(old.addr, Duration::from_secs(1))
+        .await
+        .expect("drain");
+    let mut client = Client::connect(quick.local_addr()).await.expect("connect");
+    let started = Instant::now();
+    assert_eq!(client.get("/", &[]).await.expect("get").status, 503);
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // A hold ends: past it the request gets its 503.
+    let short = ramp_proxy::ProxySettings {
+        hold_unavailable: Duration::from_millis(200),
+        ..settings()
+    };
+    let bounded = start_router_with(table(vec![rev("app", 1, &[old.addr])]), short);
+    bounded
+        .drain(old.addr, Duration::from_secs(1))
+        .await
+        .expect("drain");
+    let mut client = Client::connect(bounded.local_addr())
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    assert_eq!(client.get("/", &[]).await.expect("get").status, 503);
+    assert!(started.elapsed() >= Duration::from_millis(200));
 }

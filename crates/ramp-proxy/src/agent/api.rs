@@ -157,6 +157,10 @@ pub struct SettingsSpec {
     /// Mirrored copies in flight per worker and revision (default 64).
     #[serde(default = "default_mirror_concurrency")]
     pub mirror_concurrency: usize,
+    /// How long a request waits for a usable instance before a 503, in milliseconds (or a
+    /// string with units); default 0 (answer at once).
+    #[serde(default, with = "duration_json")]
+    pub hold_unavailable: Duration,
 }
 
 fn default_mirror_concurrency() -> usize {
@@ -175,6 +179,7 @@ impl From<ProxySettings> for SettingsSpec {
             revision_header: s.revision_header,
             timeouts: s.timeouts,
             mirror_concurrency: s.mirror_concurrency,
+            hold_unavailable: s.hold_unavailable,
         }
     }
 }
@@ -195,6 +200,7 @@ impl SettingsSpec {
             revision_header,
             timeouts: self.timeouts,
             mirror_concurrency: self.mirror_concurrency,
+            hold_unavailable: self.hold_unavailable,
         })
     }
 }
@@ -434,6 +440,33 @@ mod timeouts_json {
             upstream_idle: pick(doc.upstream_idle, "upstreamIdle", defaults.upstream_idle)?,
             shutdown_grace: pick(doc.shutdown_grace, "shutdownGrace", defaults.shutdown_grace)?,
         })
+    }
+}
+
+/// A duration as integer milliseconds, read from milliseconds or a string with units; zero
+/// allowed.
+mod duration_json {
+    use super::*;
+    use serde::de::Error as _;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum In {
+        Millis(u64),
+        Text(String),
+    }
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match In::deserialize(d)? {
+            In::Millis(ms) => Ok(Duration::from_millis(ms)),
+            In::Text(text) if text.trim() == "0" => Ok(Duration::ZERO),
+            In::Text(text) => parse_duration(&text).map_err(D::Error::custom),
+        }
     }
 }
 

@@ -17,6 +17,10 @@ use crate::table::build_table;
 /// Response header naming the revision that served a request.
 pub(crate) const REVISION_HEADER: &str = "x-ramp-revision";
 
+/// How long a request waits for an instance of its revision when none can take it: the gap
+/// of a recreate, or a lone instance restarting, is a pause for clients instead of errors.
+const HOLD_UNAVAILABLE: Duration = Duration::from_secs(10);
+
 /// How often the agent is asked whether our routers are still there (it may have restarted).
 const VERIFY_EVERY: Duration = Duration::from_secs(1);
 
@@ -151,6 +155,7 @@ async fn push_link(link: &mut Link, ctx: &Context, listen: SocketAddr, table: Ta
         table: table.clone(),
         settings: SettingsSpec {
             revision_header: Some(REVISION_HEADER.into()),
+            hold_unavailable: HOLD_UNAVAILABLE,
             ..SettingsSpec::default()
         },
     };
