@@ -1196,3 +1196,52 @@ async fn cli_smoke_against_a_real_server() {
     );
     plane.stop().await;
 }
+
+/// A canary whose instances crash as they start is aborted by the control plane itself: the
+/// stable revision keeps every request, and the abort is in the event log with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_looping_canary_aborts_by_itself() {
+    let _serial = serial().await;
+    let svc = Svc::new("crashy", 2);
+    let strategy = "canary:
+  steps:
+    - setWeight: 50
+    - pause: {}";
+    let mut plane = deploy_v1("crashloop", &svc, strategy).await;
+    let origin = Instant::now();
+    let load = Load::start(svc.listen, 3, PACE);
+    // An invalid flag makes every v2 instance exit as soon as it starts.
+    let broken = Tmpl {
+        extra_args: vec!["--error-rate".into(), "7".into()],
+        ..Tmpl::default()
+    };
+    plane
+        .apply_ok(&svc.spec_with("v2", strategy, &broken))
+        .await;
+    let aborted = plane
+        .wait_for(&svc.name, "aborted on its own", ROLLOUT_LIMIT, |s| {
+            phase(s) == "Aborted"
+        })
+        .await;
+    let reason = aborted
+        .rollout
+        .as_ref()
+        .and_then(|r| r.reason.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("crash-looping"), "abort reason: {reason}");
+    assert_eq!(aborted.stable_revision, Some(1));
+    let events = plane.events_text(&svc.name).await;
+    assert!(
+        events.contains("Aborted") && events.contains("crash-looping"),
+        "{events}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let samples = load.since(origin);
+    assert_no_failures(&samples, origin, "while the canary crash-looped");
+    assert_eq!(
+        revisions_seen(&samples),
+        ["r1"],
+        "the canary never got traffic"
+    );
+    plane.stop().await;
+}
