@@ -11,7 +11,8 @@
 //!   quantiles plus the classic Prometheus buckets.
 //! * [`RevisionMetrics`] / [`RevisionShard`] / [`RevisionSnapshot`]: request outcomes by
 //!   [`StatusClass`], upstream errors, mirroring, in-flight requests and latency.
-//! * [`PromWriter`] / [`write_revisions`]: text exposition format 0.0.4.
+//! * [`PromWriter`]: text exposition format 0.0.4 (escaping, number formatting, histogram
+//!   series). The router's families are defined by its renderer, in `ramp-proxy`.
 //!
 //! The crate is pure: no I/O and no runtime.
 
@@ -21,6 +22,6 @@ mod revision;
 mod status;
 
 pub use histogram::{HistogramSnapshot, LatencyHistogram, PROMETHEUS_BOUNDS_SECONDS};
-pub use prometheus::{MetricKind, PromWriter, SampleValue, write_revisions};
+pub use prometheus::{MetricKind, PromWriter, SampleValue};
 pub use revision::{RevisionMetrics, RevisionShard, RevisionSnapshot};
 pub use status::StatusClass;

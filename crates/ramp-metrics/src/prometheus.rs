@@ -1,5 +1,5 @@
 //! A minimal writer for the Prometheus text exposition format, version 0.0.4
-//! (`Content-Type: text/plain; version=0.0.4`), and the router's revision families.
+//! (`Content-Type: text/plain; version=0.0.4`).
 //!
 //! Hand-written rather than pulled from a client library: the router already holds its
 //! metrics as snapshots, so all that is needed is correct escaping and number formatting.
@@ -7,8 +7,6 @@
 use std::fmt::{self, Write as _};
 
 use crate::histogram::HistogramSnapshot;
-use crate::revision::RevisionSnapshot;
-use crate::status::StatusClass;
 
 /// The `# TYPE` of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,73 +204,6 @@ fn push_display(out: &mut String, value: impl fmt::Display) {
     let _ = write!(out, "{value}");
 }
 
-/// Writes the router's per-revision families for `revisions` (`(revision name, snapshot)`
-/// pairs), each family's `HELP`/`TYPE` once followed by the samples of every revision.
-///
-/// Every status class and mirror outcome is written even when zero, so that `rate()` and
-/// ratios over these series work from the first scrape.
-pub fn write_revisions(out: &mut String, revisions: &[(&str, RevisionSnapshot)]) {
-    let mut w = PromWriter::new(out);
-
-    let name = "ramp_router_requests_total";
-    w.family(
-        name,
-        "Requests answered, by revision and status class.",
-        MetricKind::Counter,
-    );
-    for (revision, snap) in revisions {
-        for class in StatusClass::ALL {
-            let labels = [("revision", *revision), ("code", class.label())];
-            w.sample(name, &labels, snap.requests(class));
-        }
-    }
-
-    let name = "ramp_router_upstream_errors_total";
-    w.family(
-        name,
-        "Requests for which no response could be obtained from an instance (connect refused, reset, timeout).",
-        MetricKind::Counter,
-    );
-    for (revision, snap) in revisions {
-        w.sample(name, &[("revision", revision)], snap.upstream_errors);
-    }
-
-    let name = "ramp_router_in_flight_requests";
-    w.family(name, "Requests currently being handled.", MetricKind::Gauge);
-    for (revision, snap) in revisions {
-        w.sample(name, &[("revision", revision)], snap.in_flight);
-    }
-
-    let name = "ramp_router_mirrored_requests_total";
-    w.family(
-        name,
-        "Shadow copies of requests, sent or dropped because the mirror target was saturated.",
-        MetricKind::Counter,
-    );
-    for (revision, snap) in revisions {
-        w.sample(
-            name,
-            &[("revision", revision), ("outcome", "sent")],
-            snap.mirrored,
-        );
-        w.sample(
-            name,
-            &[("revision", revision), ("outcome", "dropped")],
-            snap.mirror_dropped,
-        );
-    }
-
-    let name = "ramp_router_request_duration_seconds";
-    w.family(
-        name,
-        "Latency of answered requests, in seconds.",
-        MetricKind::Histogram,
-    );
-    for (revision, snap) in revisions {
-        w.histogram(name, &[("revision", revision)], &snap.latency);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,111 +215,58 @@ mod tests {
     }
 
     #[test]
-    fn golden_single_revision() {
-        let mut latency = HistogramSnapshot::new();
+    fn histogram_with_labels_puts_le_last() {
+        let mut h = HistogramSnapshot::new();
         for us in [400, 1_000, 3_000, 2_000_000] {
-            latency.record_micros(us);
+            h.record_micros(us);
         }
-        let snap = RevisionSnapshot {
-            requests: [0, 3, 0, 0, 1],
-            upstream_errors: 1,
-            mirrored: 5,
-            mirror_dropped: 2,
-            in_flight: 2,
-            latency,
-        };
-        let mut out = String::new();
-        write_revisions(&mut out, &[("v2", snap)]);
-        let expected = r#"# HELP ramp_router_requests_total Requests answered, by revision and status class.
-# TYPE ramp_router_requests_total counter
-ramp_router_requests_total{revision="v2",code="1xx"} 0
-ramp_router_requests_total{revision="v2",code="2xx"} 3
-ramp_router_requests_total{revision="v2",code="3xx"} 0
-ramp_router_requests_total{revision="v2",code="4xx"} 0
-ramp_router_requests_total{revision="v2",code="5xx"} 1
-# HELP ramp_router_upstream_errors_total Requests for which no response could be obtained from an instance (connect refused, reset, timeout).
-# TYPE ramp_router_upstream_errors_total counter
-ramp_router_upstream_errors_total{revision="v2"} 1
-# HELP ramp_router_in_flight_requests Requests currently being handled.
-# TYPE ramp_router_in_flight_requests gauge
-ramp_router_in_flight_requests{revision="v2"} 2
-# HELP ramp_router_mirrored_requests_total Shadow copies of requests, sent or dropped because the mirror target was saturated.
-# TYPE ramp_router_mirrored_requests_total counter
-ramp_router_mirrored_requests_total{revision="v2",outcome="sent"} 5
-ramp_router_mirrored_requests_total{revision="v2",outcome="dropped"} 2
-# HELP ramp_router_request_duration_seconds Latency of answered requests, in seconds.
-# TYPE ramp_router_request_duration_seconds histogram
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.0005"} 1
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.001"} 2
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.0025"} 2
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.005"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.01"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.025"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.05"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.1"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.25"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="0.5"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="1"} 3
-ramp_router_request_duration_seconds_bucket{revision="v2",le="2.5"} 4
-ramp_router_request_duration_seconds_bucket{revision="v2",le="5"} 4
-ramp_router_request_duration_seconds_bucket{revision="v2",le="10"} 4
-ramp_router_request_duration_seconds_bucket{revision="v2",le="+Inf"} 4
-ramp_router_request_duration_seconds_sum{revision="v2"} 2.0044
-ramp_router_request_duration_seconds_count{revision="v2"} 4
+        let out = render(|w| {
+            w.family("lat_seconds", "Latency.", MetricKind::Histogram);
+            w.histogram("lat_seconds", &[("revision", "v2"), ("path", "a\"b")], &h);
+            w.histogram(
+                "lat_seconds",
+                &[("revision", "v3")],
+                &HistogramSnapshot::new(),
+            );
+        });
+        let expected = r#"# HELP lat_seconds Latency.
+# TYPE lat_seconds histogram
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.0005"} 1
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.001"} 2
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.0025"} 2
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.005"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.01"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.025"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.05"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.1"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.25"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="0.5"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="1"} 3
+lat_seconds_bucket{revision="v2",path="a\"b",le="2.5"} 4
+lat_seconds_bucket{revision="v2",path="a\"b",le="5"} 4
+lat_seconds_bucket{revision="v2",path="a\"b",le="10"} 4
+lat_seconds_bucket{revision="v2",path="a\"b",le="+Inf"} 4
+lat_seconds_sum{revision="v2",path="a\"b"} 2.0044
+lat_seconds_count{revision="v2",path="a\"b"} 4
+lat_seconds_bucket{revision="v3",le="0.0005"} 0
+lat_seconds_bucket{revision="v3",le="0.001"} 0
+lat_seconds_bucket{revision="v3",le="0.0025"} 0
+lat_seconds_bucket{revision="v3",le="0.005"} 0
+lat_seconds_bucket{revision="v3",le="0.01"} 0
+lat_seconds_bucket{revision="v3",le="0.025"} 0
+lat_seconds_bucket{revision="v3",le="0.05"} 0
+lat_seconds_bucket{revision="v3",le="0.1"} 0
+lat_seconds_bucket{revision="v3",le="0.25"} 0
+lat_seconds_bucket{revision="v3",le="0.5"} 0
+lat_seconds_bucket{revision="v3",le="1"} 0
+lat_seconds_bucket{revision="v3",le="2.5"} 0
+lat_seconds_bucket{revision="v3",le="5"} 0
+lat_seconds_bucket{revision="v3",le="10"} 0
+lat_seconds_bucket{revision="v3",le="+Inf"} 0
+lat_seconds_sum{revision="v3"} 0
+lat_seconds_count{revision="v3"} 0
 "#;
         assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn help_and_type_once_per_family_with_two_revisions() {
-        let mut a = RevisionSnapshot::default();
-        a.requests[1] = 10;
-        let b = RevisionSnapshot {
-            in_flight: -1,
-            ..Default::default()
-        };
-        let mut out = String::new();
-        write_revisions(&mut out, &[("stable", a), ("canary", b)]);
-
-        let families = [
-            ("ramp_router_requests_total", "counter"),
-            ("ramp_router_upstream_errors_total", "counter"),
-            ("ramp_router_in_flight_requests", "gauge"),
-            ("ramp_router_mirrored_requests_total", "counter"),
-            ("ramp_router_request_duration_seconds", "histogram"),
-        ];
-        for (name, kind) in families {
-            let help = format!("# HELP {name} ");
-            let ty = format!("# TYPE {name} {kind}\n");
-            assert_eq!(out.matches(&help).count(), 1, "{name}");
-            assert_eq!(out.matches(&ty).count(), 1, "{name}");
-        }
-        assert_eq!(out.lines().filter(|l| l.starts_with('#')).count(), 10);
-
-        // Samples of a family are contiguous: once a family's samples end, its name
-        // never shows up again.
-        let mut finished: Vec<&str> = Vec::new();
-        let mut current = "";
-        for line in out.lines().filter(|l| !l.starts_with('#')) {
-            let family = families
-                .iter()
-                .map(|(n, _)| *n)
-                .find(|n| line.starts_with(n))
-                .expect("known family");
-            if family != current {
-                assert!(!finished.contains(&family), "{family} is not contiguous");
-                finished.push(current);
-                current = family;
-            }
-        }
-
-        assert!(out.contains("ramp_router_requests_total{revision=\"stable\",code=\"2xx\"} 10\n"));
-        assert!(out.contains("ramp_router_requests_total{revision=\"canary\",code=\"2xx\"} 0\n"));
-        assert!(out.contains("ramp_router_in_flight_requests{revision=\"canary\"} -1\n"));
-        assert!(out.contains(
-            "ramp_router_request_duration_seconds_bucket{revision=\"canary\",le=\"+Inf\"} 0\n"
-        ));
-        assert!(out.contains("ramp_router_request_duration_seconds_sum{revision=\"stable\"} 0\n"));
     }
 
     #[test]
