@@ -1,5 +1,6 @@
 //! Health probes: one check ([`probe_once`]) and the periodic loop a supervisor runs.
 
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -51,12 +52,24 @@ async fn within(
 }
 
 async fn http_check(path: &str, port: u16) -> Result<(), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    let status = http_status(SocketAddr::from(([127, 0, 0, 1], port)), path).await?;
+    if (200..=399).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP status {status}"))
+    }
+}
+
+/// `GET {path}` on a fresh connection to `addr` (HTTP/1.1, `Connection: close`); returns the
+/// status code. No timeout of its own: callers bound it. Also used for smoke checks.
+pub async fn http_status(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
     let slash = if path.starts_with('/') { "" } else { "/" };
+    let host = addr.ip();
     let request =
-        format!("GET {slash}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        format!("GET {slash}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -73,12 +86,7 @@ async fn http_check(path: &str, port: u16) -> Result<(), String> {
         }
         answer.extend_from_slice(&chunk[..n]);
     }
-    let status = parse_status_line(&answer)?;
-    if (200..=399).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("HTTP status {status}"))
-    }
+    parse_status_line(&answer)
 }
 
 /// The status code of an `HTTP/1.x NNN reason` status line.

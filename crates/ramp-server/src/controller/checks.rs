@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ramp_model::{Check, ServiceSpec, Strategy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Controller, Internal};
 
@@ -98,28 +97,11 @@ async fn run_one(check: &Check, target: SocketAddr) -> Result<String, String> {
 
 /// One `GET` on a fresh connection; returns the status code.
 async fn get(target: SocketAddr, path: &str) -> Result<u16, String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(target).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(head)
-    };
-    let head = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| format!("GET {path}: no answer within 10s"))?
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("GET {path}: not an HTTP response"))
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        ramp_runtime::http_status(target, path),
+    )
+    .await
+    .map_err(|_| format!("GET {path}: no answer within 10s"))?
+    .map_err(|e| format!("GET {path}: {e}"))
 }
