@@ -282,15 +282,16 @@ fn init_logging(default_level: &str) {
         .init();
 }
 
-/// Parses `host:port`, accepting `localhost` and a bare `:port` (meaning 127.0.0.1).
+/// Parses `IP:PORT` or `localhost:PORT`, and a bare `:PORT` meaning 127.0.0.1.
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    if let Some(port) = text
-        .strip_prefix(':')
-        .or_else(|| text.strip_prefix("localhost:"))
-    {
-        let port: u16 = port.parse().map_err(|_| format!("{text:?}: bad port"))?;
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    text.parse()
-        .map_err(|_| format!("{text:?} is not an address; use IP:PORT, localhost:PORT or :PORT"))
+    let localhost;
+    let text = match text.strip_prefix(':') {
+        Some(port) => {
+            localhost = format!("localhost:{port}");
+            &localhost
+        }
+        None => text,
+    };
+    ramp_model::parse_socket_addr(text)
+        .ok_or_else(|| format!("{text:?} is not an address; use IP:PORT, localhost:PORT or :PORT"))
 }

@@ -6,6 +6,7 @@ mod error;
 mod locate;
 mod proxy;
 mod service;
+mod syntax;
 
 pub use duration::parse_duration;
 pub use error::{ModelError, Problem};
@@ -14,3 +15,4 @@ pub use service::{
     BlueGreen, Canary, CanaryStep, Check, IntOrPercent, Probe, ProbeAction, Rolling, ServiceSpec,
     StopPolicy, Strategy, Template,
 };
+pub use syntax::{is_token, parse_socket_addr};

@@ -11,7 +11,7 @@
 //!     instances: ["127.0.0.1:9003"]
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ramp_route::{
@@ -23,6 +23,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::duration::parse_duration;
 use crate::error::{ModelError, Problem, Problems};
+use crate::syntax::{is_token, parse_socket_addr};
 
 /// A validated router configuration.
 #[derive(Debug, Clone)]
@@ -255,7 +256,7 @@ impl ProxyDoc {
                 let position = r
                     .instances
                     .iter()
-                    .rposition(|i| parse_addr(&i.value) == Some(*addr))
+                    .rposition(|i| parse_socket_addr(&i.value) == Some(*addr))
                     .unwrap_or(0);
                 let at = r
                     .instances
@@ -428,7 +429,7 @@ pub(crate) fn socket_addr(
     path: &str,
     problems: &mut Problems,
 ) -> Option<SocketAddr> {
-    let addr = parse_addr(&text.value);
+    let addr = parse_socket_addr(&text.value);
     if addr.is_none() {
         problems.push(
             path,
@@ -440,23 +441,6 @@ pub(crate) fn socket_addr(
         );
     }
     addr
-}
-
-/// `IP:port`, `[IPv6]:port` or `localhost:port`.
-fn parse_addr(text: &str) -> Option<SocketAddr> {
-    if let Ok(addr) = text.parse() {
-        return Some(addr);
-    }
-    let port = text.strip_prefix("localhost:")?.parse().ok()?;
-    Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
-}
-
-/// An HTTP token (RFC 9110 §5.6.2): what header and cookie names are made of.
-pub(crate) fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ramp_metrics::RevisionSnapshot;
-use ramp_model::{Timeouts, parse_duration};
+use ramp_model::{Timeouts, is_token, parse_duration};
 use ramp_route::TableSpec;
 use serde::{Deserialize, Serialize};
 
@@ -203,14 +203,6 @@ impl SettingsSpec {
             hold_unavailable: self.hold_unavailable,
         })
     }
-}
-
-/// An HTTP token (RFC 9110 §5.6.2).
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `DELETE /v1/routers/{name}`.

@@ -8,12 +8,12 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{Min, SCALE_DOWN_DELAY, duration, exactly_one, int_in};
 use crate::error::Problems;
-use crate::proxy::is_token;
 use crate::service::doc::{
     AnalysisDoc, CanaryDoc, HeaderRouteDoc, MatchDoc, MirrorRouteDoc, PauseDoc, StepDoc,
     StickinessDoc, ValueDoc,
 };
 use crate::service::{Canary, CanaryStep};
+use crate::syntax::is_token;
 
 /// Names of routes set so far in the steps, each with the step that set it.
 #[derive(Debug, Default)]
