@@ -100,12 +100,12 @@ async fn next_request(worker: &Worker, client: &mut Client, first: bool) -> Next
                 });
                 match parsed {
                     Ok(Some((head, decision))) => {
+                        // Cheap checks first: the clock is read only once a request is held.
                         let hold = snapshot.settings.hold_unavailable;
                         let now_ms = || worker.shared.instances.now_ms();
-                        let waited = held_since.get_or_insert_with(Instant::now).elapsed();
                         if hold.is_zero()
-                            || waited >= hold
                             || snapshot.has_usable_instance(decision.revision, now_ms)
+                            || held_since.get_or_insert_with(Instant::now).elapsed() >= hold
                         {
                             return Next::Request(head, decision, snapshot);
                         }
