@@ -71,7 +71,7 @@ pub fn desired(state: &ServiceState, spec: &ServiceSpec) -> Desired {
         _ => None,
     };
     let run_checks = blue_green
-        .filter(|r| matches!(r.checks, Checks::Running { .. }))
+        .filter(|r| matches!(r.checks, Checks::Running))
         .map(|r| (r.id, r.to));
     let run_analysis = match &spec.strategy {
         Strategy::Canary(c) => active

@@ -177,7 +177,6 @@ impl Machine<'_> {
             header_routes: vec![],
             mirror_routes: vec![],
             checks: Checks::Pending,
-            promoted: false,
             skip_to_end: false,
             seen_ready: 0,
             seen_old: 0,
@@ -407,7 +406,7 @@ impl Machine<'_> {
         let Some(r) = self.rollout_mut().filter(|r| r.id == rollout) else {
             return; // a late report for a rollout that is over
         };
-        if !matches!(r.checks, Checks::Running { .. }) {
+        if !matches!(r.checks, Checks::Running) {
             return;
         }
         if passed {

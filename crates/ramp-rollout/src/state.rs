@@ -165,11 +165,8 @@ pub struct MirrorRoute {
 pub enum Checks {
     /// Not started (the preview is not ready yet).
     Pending,
-    /// Started at this time; the control plane runs them and reports back.
-    Running {
-        /// When they started.
-        since: Millis,
-    },
+    /// Started; the control plane runs them and reports back.
+    Running,
     /// All passed.
     Passed,
 }
@@ -204,9 +201,6 @@ pub struct Rollout {
     pub mirror_routes: Vec<MirrorRoute>,
     /// Blue-green: pre-promotion checks.
     pub checks: Checks,
-    /// Traffic has been switched to the target (blue-green), or the canary's steps are done
-    /// and it is being scaled to full size.
-    pub promoted: bool,
     /// Someone asked to skip what is left (`promote --full`).
     pub skip_to_end: bool,
     /// Target instances seen ready at the last observation (progress is a change here ...).

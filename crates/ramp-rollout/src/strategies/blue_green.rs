@@ -30,10 +30,9 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
     }
     if checks == Checks::Pending {
         let has_checks = matches!(&m.spec.strategy, Strategy::BlueGreen(b) if !b.pre_promotion_checks.is_empty());
-        let now = m.now;
         if let Some(r) = m.rollout_mut() {
             r.checks = if has_checks {
-                Checks::Running { since: now }
+                Checks::Running
             } else {
                 Checks::Passed
             };
@@ -93,8 +92,5 @@ pub(crate) fn after_checks(m: &mut Machine<'_>) {
 
 /// All traffic to the preview stack in one table swap.
 fn switch(m: &mut Machine<'_>) {
-    if let Some(r) = m.rollout_mut() {
-        r.promoted = true;
-    }
     m.complete(true);
 }

@@ -42,9 +42,6 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
         }
         let Some(current) = steps.get(step) else {
             // Every step done: the canary grows to full size, then takes all traffic.
-            if let Some(r) = m.rollout_mut() {
-                r.promoted = true;
-            }
             m.set_replicas(to, replicas);
             if ready(world, to) >= replicas {
                 m.complete(true);
