@@ -31,7 +31,7 @@ fn first_deploy_scales_up_and_serves() {
 }
 
 #[test]
-fn recreate_stops_every_old_instance_before_starting_new_ones() {
+fn recreate_ends_with_only_the_new_revision() {
     let mut sim = deployed(Strategy::Recreate, 3);
     sim.apply(2).unwrap();
     assert!(sim.run_until(30_000, |s| s.completed() && s.stable_revision() == Some(2)));
@@ -392,13 +392,18 @@ fn manual_pause_holds_and_resume_continues() {
     let mut sim = deployed(rolling(IntOrPercent::Count(1), IntOrPercent::Count(0)), 3);
     sim.apply(2).unwrap();
     sim.command(Command::Pause).unwrap();
-    let before = sim.instances.len();
+    // maxSurge 1: the one new instance asked for before the pause, and nothing more after.
+    let count = |sim: &Sim, revision| {
+        sim.instances
+            .iter()
+            .filter(|i| i.revision == revision)
+            .count()
+    };
+    let held = sim.desired().stacks;
     sim.run_until(20_000, |_| false);
     assert!(!sim.completed());
-    assert_eq!(
-        sim.instances.iter().filter(|i| i.revision == 2).count(),
-        1.min(before)
-    );
+    assert_eq!(sim.desired().stacks, held, "stack sizes moved while paused");
+    assert_eq!((count(&sim, 1), count(&sim, 2)), (3, 1));
     sim.command(Command::Resume).unwrap();
     assert!(sim.run_until(30_000, Sim::completed));
 }
