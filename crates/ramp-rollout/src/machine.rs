@@ -202,17 +202,11 @@ impl Machine<'_> {
     fn apply(&mut self, revision: u64, replicas: u32) -> Result<(), Rejected> {
         self.refuse_while_active("apply a new spec")?;
         let stable_revision = self.s.stable.map(|s| self.revision_of(s));
-        let resized = self.s.replicas != replicas;
         self.s.replicas = replicas;
         match (self.s.stable, stable_revision) {
+            // Same template: only the size may change (an event if it does).
             (Some(stable), Some(current)) if current == revision => {
-                if resized {
-                    self.set_replicas(stable, replicas);
-                    self.event(
-                        "Scaled",
-                        format!("revision {revision} scaled to {replicas}"),
-                    );
-                }
+                self.set_replicas(stable, replicas);
             }
             (None, _) => {
                 let to = self.stack_for(revision);
@@ -249,11 +243,6 @@ impl Machine<'_> {
                 };
                 self.s.replicas = *replicas;
                 self.set_replicas(stable, *replicas);
-                let revision = self.revision_of(stable);
-                self.event(
-                    "Scaled",
-                    format!("revision {revision} scaled to {replicas}"),
-                );
                 Ok(())
             }
             Command::Restart => {
@@ -583,9 +572,7 @@ impl Machine<'_> {
             .flatten()
             .collect();
         let gone = |s: &Stack| {
-            s.replicas == 0
-                && !in_use.contains(&s.id)
-                && world.get(&s.id).is_none_or(|w| w.total() == 0)
+            s.replicas == 0 && !in_use.contains(&s.id) && strategies::total(world, s.id) == 0
         };
         let removed: Vec<u64> = self
             .s

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ramp_model::{CanaryStep, IntOrPercent, Strategy};
-use ramp_rollout::{Command, Input, Phase, Split, Verdict};
+use ramp_rollout::{Command, Input, PauseReason, Phase, Split, Verdict};
 use ramp_route::{Condition, Source, ValueMatch};
 use support::{Sim, blue_green, canary, rolling, spec};
 
@@ -411,7 +411,13 @@ fn manual_pause_holds_and_resume_continues() {
 #[test]
 fn scale_and_restart() {
     let mut sim = deployed(rolling(IntOrPercent::Count(1), IntOrPercent::Count(0)), 2);
+    let before = sim.events.len();
     sim.command(Command::Scale { replicas: 4 }).unwrap();
+    let kinds: Vec<&str> = sim.events[before..]
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["Scaled"], "one event per scale");
     assert!(
         sim.run_until(10_000, |s| s.world().values().map(|w| w.ready).sum::<u32>()
             == 4)
@@ -498,13 +504,33 @@ fn state_survives_serialization_mid_rollout() {
             Some(Phase::Paused { .. })
         )
     });
+    let Some(Phase::Paused {
+        reason: PauseReason::Step { until },
+    }) = sim.state.rollout.as_ref().map(|r| r.phase.clone())
+    else {
+        panic!("not paused: {}", sim.phase());
+    };
     let json = serde_json::to_string(&sim.state).unwrap();
     let back: ramp_rollout::ServiceState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, sim.state);
-    // A restarted control plane picks up from the stored state and the pause still ends on time.
-    sim.state = back;
-    assert!(sim.run_until(40_000, Sim::completed));
-    assert_eq!(sim.stable_revision(), Some(2));
+
+    // A new control plane (a fresh machine) starts from the stored state alone; the instances
+    // kept running. The pause still ends at its time, not earlier, and the rollout completes.
+    let mut restarted = Sim::new(sim.spec.clone());
+    restarted.state = back;
+    restarted.instances = sim.instances.clone();
+    restarted.now = sim.now;
+    assert!(restarted.run_until(40_000, Sim::completed));
+    let completed_at = restarted.now;
+    assert!(
+        completed_at >= until,
+        "completed at {completed_at}, pause ends at {until}"
+    );
+    assert!(
+        completed_at < until + 2_000,
+        "late: completed at {completed_at}, pause ends at {until}"
+    );
+    assert_eq!(restarted.stable_revision(), Some(2));
 }
 
 #[test]
