@@ -8,7 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use ramp_route::{Source, ValueMatch};
+use ramp_route::Source;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -112,28 +112,16 @@ pub fn routes_json(router: &Router) -> Value {
         })
         .collect();
     let spec = table.spec();
-    let condition = |c: &ramp_route::Condition| {
-        let (kind, name) = match &c.source {
-            Source::Header(n) => ("header", n.as_str()),
-            Source::Cookie(n) => ("cookie", n.as_str()),
-        };
-        let value = match &c.value {
-            ValueMatch::Present => json!({"present": true}),
-            ValueMatch::Exact(v) => json!({"exact": v}),
-            ValueMatch::Prefix(v) => json!({"prefix": v}),
-            ValueMatch::Regex(re) => json!({"regex": re.as_str()}),
-        };
-        json!({ kind: name, "value": value })
-    };
+    // Conditions as `ramp-route` serializes them: `{"header": NAME, "value": {...}}`.
     let rules: Vec<Value> = spec
         .rules
         .iter()
-        .map(|r| json!({"revision": r.revision, "match": r.conditions.iter().map(condition).collect::<Vec<_>>()}))
+        .map(|r| json!({"revision": r.revision, "match": r.conditions}))
         .collect();
     let mirrors: Vec<Value> = spec
         .mirrors
         .iter()
-        .map(|m| json!({"revision": m.revision, "percent": m.percent, "match": m.conditions.iter().map(condition).collect::<Vec<_>>()}))
+        .map(|m| json!({"revision": m.revision, "percent": m.percent, "match": m.conditions}))
         .collect();
     json!({
         "revisions": revisions,
@@ -141,4 +129,68 @@ pub fn routes_json(router: &Router) -> Value {
         "mirrors": mirrors,
         "stickiness": spec.sticky.as_ref().map(Source::describe),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::RouterOptions;
+    use crate::snapshot::ProxySettings;
+    use ramp_route::{RouteTable, TableSpec};
+
+    #[test]
+    fn routes_show_conditions_as_tables_write_them() {
+        let spec: TableSpec = serde_json::from_value(json!({
+            "revisions": [
+                {"name": "v1", "weight": 3, "instances": ["127.0.0.1:1"]},
+                {"name": "v2", "weight": 1, "instances": ["127.0.0.1:2"]},
+            ],
+            "rules": [{"revision": "v2", "conditions": [
+                {"header": "X-Canary", "value": {"present": true}},
+                {"cookie": "plan", "value": {"exact": "beta"}},
+            ]}, {"revision": "v1", "conditions": [
+                {"header": "user-agent", "value": {"prefix": "curl/"}},
+                {"header": "x-user", "value": {"regex": "[0-9]+"}},
+            ]}],
+            "mirrors": [{"revision": "v2", "percent": 5.0}],
+            "sticky": {"cookie": "user"},
+        }))
+        .unwrap();
+        let options = RouterOptions {
+            listen: ([127, 0, 0, 1], 0).into(),
+            workers: 1,
+            pin_workers: false,
+        };
+        let table = RouteTable::new(spec).unwrap();
+        let router = Router::start(options, table, ProxySettings::default()).unwrap();
+        let routes = routes_json(&router);
+        assert_eq!(
+            routes["rules"],
+            json!([
+                {"revision": "v2", "match": [
+                    {"header": "x-canary", "value": {"present": true}},
+                    {"cookie": "plan", "value": {"exact": "beta"}},
+                ]},
+                {"revision": "v1", "match": [
+                    {"header": "user-agent", "value": {"prefix": "curl/"}},
+                    {"header": "x-user", "value": {"regex": "[0-9]+"}},
+                ]},
+            ])
+        );
+        assert_eq!(
+            routes["mirrors"],
+            json!([{"revision": "v2", "percent": 5.0, "match": []}])
+        );
+        assert_eq!(
+            routes["stickiness"],
+            json!(Source::Cookie("user".into()).describe())
+        );
+        assert_eq!(routes["revisions"][0]["name"], json!("v1"));
+        assert_eq!(routes["revisions"][0]["percent"], json!(75.0));
+        assert_eq!(
+            routes["revisions"][1]["instances"],
+            json!([{"addr": "127.0.0.1:2", "inFlight": 0, "ejected": false, "ejections": 0,
+                    "draining": false}])
+        );
+    }
 }

@@ -19,9 +19,6 @@ use crate::record::Recorder;
 use crate::snapshot::{LocalSnapshot, RevisionRuntime, Snapshot};
 use crate::worker::Worker;
 
-/// How often a held request looks again for a usable instance.
-const HOLD_RECHECK: Duration = Duration::from_millis(5);
-
 /// Largest request head accepted.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// The HTTP/2 connection preface a prior-knowledge h2c client opens with.
@@ -100,22 +97,14 @@ async fn next_request(worker: &Worker, client: &mut Client, first: bool) -> Next
                 });
                 match parsed {
                     Ok(Some((head, decision))) => {
-                        // Cheap checks first: the clock is read only once a request is held.
-                        let hold = snapshot.settings.hold_unavailable;
-                        let now_ms = || worker.shared.instances.now_ms();
-                        if hold.is_zero()
-                            || snapshot.has_usable_instance(decision.revision, now_ms)
-                            || held_since.get_or_insert_with(Instant::now).elapsed() >= hold
-                        {
+                        if !worker.should_hold(&snapshot, decision.revision, &mut held_since) {
                             return Next::Request(head, decision, snapshot);
                         }
-                        // No instance can take it yet: wait for the table to change (or an
-                        // ejection to end), then decide again on the newer table.
+                        // No instance can take it yet: wait, then decide again on the newest
+                        // table.
                         drop(snapshot);
-                        tokio::select! {
-                            biased;
-                            _ = worker.shutdown.wait() => return Next::Close,
-                            _ = tokio::time::sleep(HOLD_RECHECK) => {}
+                        if !worker.hold_pause().await {
+                            return Next::Close;
                         }
                         continue;
                     }
@@ -278,9 +267,7 @@ async fn exchange(
             after: After::Close,
         };
     }
-    if response.reusable && lease.conn.buf.is_empty() && !lease.in_flight.instance().is_draining() {
-        worker.pool.borrow_mut().put(lease.conn, worker.recent());
-    }
+    lease.release(worker, response.reusable);
     let after = if plan.close_after || !side.keep_alive {
         After::Close
     } else {

@@ -42,6 +42,17 @@ pub(crate) struct Lease {
     index: usize,
 }
 
+impl Lease {
+    /// Done with the connection: it goes back to the worker's pool if the response left it
+    /// `reusable`, nothing unread is left in its buffer and its instance is not draining;
+    /// otherwise it is closed.
+    pub(crate) fn release(self, worker: &Worker, reusable: bool) {
+        if reusable && self.conn.buf.is_empty() && !self.in_flight.instance().is_draining() {
+            worker.pool.borrow_mut().put(self.conn, worker.recent());
+        }
+    }
+}
+
 /// Why no response could be had; each maps to the status the client receives.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ForwardError {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -123,10 +123,22 @@ async fn handle(
     worker: Rc<Worker>,
     req: Request<Incoming>,
 ) -> Result<Response<H2Body>, Infallible> {
-    let snapshot = worker.snapshot();
-    let decision = snapshot
-        .table
-        .decide(&HeaderMapView(req.headers()), || worker.random());
+    // With a hold set, a request whose revision has no usable instance waits, decided again
+    // on the newest table each time; shutdown ends the wait, and the request is then answered
+    // as the table in place allows.
+    let mut held_since = None;
+    let mut may_hold = true;
+    let (snapshot, decision) = loop {
+        let snapshot = worker.snapshot();
+        let decision = snapshot
+            .table
+            .decide(&HeaderMapView(req.headers()), || worker.random());
+        if !(may_hold && worker.should_hold(&snapshot, decision.revision, &mut held_since)) {
+            break (snapshot, decision);
+        }
+        drop(snapshot);
+        may_hold = worker.hold_pause().await;
+    };
     let revision = &snapshot.revisions[decision.revision];
     let recorder = Recorder::start(&snapshot, decision.revision, &worker);
 
@@ -147,14 +159,7 @@ async fn handle(
         mirror::send(&worker, &snapshot, target, &head, body, method);
     }
 
-    let header = revision.header_line.as_ref().map(|_| {
-        let name = snapshot
-            .settings
-            .revision_header
-            .as_deref()
-            .unwrap_or_default();
-        (name, &*revision.name)
-    });
+    let header = revision.h2_header(worker.id);
     let head_request = method == crate::http1::request::Method::Head;
     let timeout = snapshot.settings.timeouts.response;
     let mut ex = Exchange::new(
@@ -180,13 +185,12 @@ async fn handle(
         .await
     };
     drop(ex);
-    let header_pair = header.map(|(n, v)| (n.to_string(), v.to_string()));
     let error_response = |failure: &ForwardError, status: u16| {
         let mut builder = Response::builder()
             .status(status)
             .header("content-type", "text/plain; charset=utf-8");
-        if let Some((name, value)) = &header_pair {
-            builder = builder.header(name, value);
+        if let Some((name, value)) = header {
+            builder = builder.header(name.clone(), value.clone());
         }
         let text = Bytes::from(format!("{failure}\n"));
         builder
@@ -230,7 +234,7 @@ async fn send_buffered(
     head: &[u8],
     head_request: bool,
     timeout: Duration,
-    header: Option<(&str, &str)>,
+    header: Option<&(HeaderName, HeaderValue)>,
 ) -> Result<Sent, ForwardError> {
     let (lease, (response, builder)) = ex
         .send_replayable(head, async |lease: &mut Lease| {
@@ -249,7 +253,7 @@ async fn send_streaming(
     head_request: bool,
     timeout: Duration,
     body_timeout: Duration,
-    header: Option<(&str, &str)>,
+    header: Option<&(HeaderName, HeaderValue)>,
 ) -> Result<Sent, ForwardError> {
     let mut lease = ex.send(head).await?;
     let upstream_error = |e: io::Error| ForwardError::Upstream(format!("request body: {e}"));
@@ -310,7 +314,7 @@ async fn final_head(
     lease: &mut Lease,
     head_request: bool,
     timeout: Duration,
-    header: Option<(&str, &str)>,
+    header: Option<&(HeaderName, HeaderValue)>,
 ) -> Result<(ResponseHead, http::response::Builder), HeadError> {
     let mut interim_seen = false;
     loop {
@@ -442,15 +446,7 @@ impl UpstreamBody {
     /// The body ended cleanly: keep the connection and record the request.
     fn finish(&mut self) {
         if let Some(lease) = self.lease.take() {
-            let reusable = self.response.reusable
-                && lease.conn.buf.is_empty()
-                && !lease.in_flight.instance().is_draining();
-            if reusable {
-                self.worker
-                    .pool
-                    .borrow_mut()
-                    .put(lease.conn, self.worker.recent());
-            }
+            lease.release(&self.worker, self.response.reusable);
         }
         if let Some(recorder) = self.recorder.take() {
             recorder.finish(Some(self.response.status), false);

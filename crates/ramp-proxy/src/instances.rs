@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 /// First ejection after a refused connection; doubled for each further failure.
@@ -140,8 +141,14 @@ impl Drop for InFlight {
     }
 }
 
-/// How a drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a drain ended. As JSON (the agent API's answer to a drain): `{"outcome": "drained"}`
+/// or `{"outcome": "deadlineExceeded", "inFlight": 3}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "outcome",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum DrainOutcome {
     /// Every in-flight request finished.
     Drained,

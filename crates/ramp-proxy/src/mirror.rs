@@ -81,9 +81,7 @@ async fn exchange(
             break; // a close-delimited body ended
         }
     }
-    if head.reusable && reader.is_done() && lease.conn.buf.is_empty() {
-        worker.pool.borrow_mut().put(lease.conn, worker.recent());
-    }
+    lease.release(worker, head.reusable && reader.is_done());
     Some(head.status)
 }
 

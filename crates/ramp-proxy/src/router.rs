@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ramp_metrics::RevisionSnapshot;
 use ramp_route::RouteTable;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::exposition;
@@ -36,8 +37,10 @@ pub struct RouterOptions {
 #[error("{0} is not an instance of this router")]
 pub struct UnknownInstance(pub SocketAddr);
 
-/// What one instance looks like to the router right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one instance looks like to the router right now. As JSON (the agent API's
+/// `GET /v1/routers/{name}/metrics`), fields are camelCase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstanceStatus {
     /// Revision that lists it.
     pub revision: String,
@@ -227,11 +230,6 @@ impl Router {
                 })
             })
             .collect()
-    }
-
-    /// Open client connections.
-    pub fn open_connections(&self) -> usize {
-        self.inner.shared.open_connections()
     }
 
     /// Everything the router exposes as metrics, read now: every revision in the metrics

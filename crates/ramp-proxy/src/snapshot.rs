@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::{HeaderName, HeaderValue};
 use ramp_metrics::RevisionMetrics;
 use ramp_model::Timeouts;
 use ramp_route::RouteTable;
@@ -48,6 +49,20 @@ pub(crate) struct RevisionRuntime {
     pub(crate) metrics: Arc<RevisionMetrics>,
     /// `name: value\r\n` for the revision response header, when configured.
     pub(crate) header_line: Option<Box<[u8]>>,
+    /// The same header for HTTP/2 responses, parsed once per table: one copy per worker
+    /// thread, because cloning it bumps a reference count, and a count shared by every core
+    /// would bounce between them on each response (as [`LocalSnapshot`] avoids for the
+    /// snapshot itself).
+    h2_header: Option<Box<[(HeaderName, HeaderValue)]>>,
+}
+
+impl RevisionRuntime {
+    /// The revision response header for an HTTP/2 response served by `worker`, if configured.
+    pub(crate) fn h2_header(&self, worker: usize) -> Option<&(HeaderName, HeaderValue)> {
+        self.h2_header
+            .as_deref()
+            .and_then(|copies| copies.get(worker))
+    }
 }
 
 /// A worker's handle on a snapshot. Cloning it per request is a plain increment (`Rc`); the
@@ -124,16 +139,25 @@ impl Snapshot {
         instances: &Registry,
         metrics: &MetricsRegistry,
     ) -> Snapshot {
+        let header = settings.revision_header.as_deref();
+        let workers = metrics.shards;
         let revisions = table
             .revisions()
             .iter()
             .map(|r| {
                 let (name, metrics) = metrics.get_or_create(&r.name);
+                let h2_header = header.and_then(|h| {
+                    (0..workers)
+                        .map(|_| {
+                            let value = HeaderValue::from_str(&name).ok()?;
+                            Some((HeaderName::from_bytes(h.as_bytes()).ok()?, value))
+                        })
+                        .collect()
+                });
                 RevisionRuntime {
-                    header_line: settings
-                        .revision_header
-                        .as_ref()
+                    header_line: header
                         .map(|h| format!("{h}: {name}\r\n").into_bytes().into_boxed_slice()),
+                    h2_header,
                     name,
                     instances: instances.resolve(&r.instances),
                     metrics,

@@ -24,10 +24,12 @@ use tokio::task::LocalSet;
 use crate::conn;
 use crate::pool::Pool;
 use crate::shared::Shared;
-use crate::snapshot::LocalSnapshot;
+use crate::snapshot::{LocalSnapshot, Snapshot};
 
 /// How often idle upstream connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often a held request looks again for a usable instance.
+const HOLD_RECHECK: Duration = Duration::from_millis(5);
 
 /// A worker thread's state, shared by the tasks on that thread.
 #[derive(Debug)]
@@ -122,6 +124,32 @@ impl Worker {
         self.rng.set(s);
         let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
         (t >> 64) as u64 ^ t as u64
+    }
+
+    /// Whether a request routed to `revision` by `snapshot` should wait instead of being
+    /// forwarded: a hold is configured (`hold_unavailable`), no instance of the revision can
+    /// take it, and it has not waited that long yet. `held_since` is when it started waiting;
+    /// the checks are cheapest first, so the clock is read only once a request is held.
+    pub(crate) fn should_hold(
+        &self,
+        snapshot: &Snapshot,
+        revision: usize,
+        held_since: &mut Option<Instant>,
+    ) -> bool {
+        let hold = snapshot.settings.hold_unavailable;
+        !(hold.is_zero()
+            || snapshot.has_usable_instance(revision, || self.shared.instances.now_ms())
+            || held_since.get_or_insert_with(Instant::now).elapsed() >= hold)
+    }
+
+    /// Waits before a held request is decided again (on the newest snapshot: the table may
+    /// have changed, or an ejection ended). False when shutdown started instead.
+    pub(crate) async fn hold_pause(&self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.wait() => false,
+            _ = tokio::time::sleep(HOLD_RECHECK) => true,
+        }
     }
 
     /// Takes a mirror slot for `revision` if fewer than `limit` copies are in flight.

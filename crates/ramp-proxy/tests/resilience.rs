@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::Method;
 use ramp_proxy::{DrainOutcome, UnknownInstance};
 use support::{
-    Backend, Client, FLAKY_BODY, FlakyBackend, Load, eventually, fire, no_headers, refused_addr,
-    rev, settings, start_router, start_router_with, table, tally,
+    Backend, Client, FLAKY_BODY, FlakyBackend, H2Client, Load, eventually, fire, no_headers,
+    refused_addr, rev, settings, start_router, start_router_with, table, tally,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,5 +538,62 @@ async fn requests_wait_out_a_gap_when_a_hold_is_set() {
         .expect("connect");
     let started = Instant::now();
     assert_eq!(client.get("/", &[]).await.expect("get").status, 503);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+/// The hold applies to h2c streams too: one routed during the gap waits and is served by the
+/// new instance once it is in the table; past a hold, the stream gets its 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_requests_wait_out_a_gap_when_a_hold_is_set() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let held = ramp_proxy::ProxySettings {
+        hold_unavailable: Duration::from_secs(5),
+        ..settings()
+    };
+    let router = start_router_with(table(vec![rev("app", 1, &[old.addr])]), held);
+    let drained = router.drain(old.addr, Duration::from_secs(1)).await;
+    assert_eq!(drained, Ok(DrainOutcome::Drained));
+
+    let client = H2Client::connect(router.local_addr())
+        .await
+        .expect("connect");
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        client
+            .request(Method::GET, "/", &[], Bytes::new())
+            .await
+            .map(|reply| (reply, started.elapsed()))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the h2c request must wait for an instance"
+    );
+    router.swap_table(table(vec![rev("app", 1, &[new.addr])]));
+    let (reply, took) = waiting.await.expect("task").expect("request");
+    assert_eq!((reply.status, reply.text().as_str()), (200, "new"));
+    assert_eq!(reply.revision(), Some("app"));
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+
+    // A hold ends: past it the stream gets its 503, still naming the revision.
+    let short = ramp_proxy::ProxySettings {
+        hold_unavailable: Duration::from_millis(200),
+        ..settings()
+    };
+    let bounded = start_router_with(table(vec![rev("app", 1, &[old.addr])]), short);
+    bounded
+        .drain(old.addr, Duration::from_secs(1))
+        .await
+        .expect("drain");
+    let client = H2Client::connect(bounded.local_addr())
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let reply = client
+        .request(Method::GET, "/", &[], Bytes::new())
+        .await
+        .expect("request");
+    assert_eq!((reply.status, reply.revision()), (503, Some("app")));
     assert!(started.elapsed() >= Duration::from_millis(200));
 }

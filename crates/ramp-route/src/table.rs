@@ -209,11 +209,6 @@ impl RouteTable {
         &self.spec.revisions
     }
 
-    /// The index of the revision called `name`.
-    pub fn revision_index(&self, name: &str) -> Option<usize> {
-        self.spec.revisions.iter().position(|r| r.name == name)
-    }
-
     /// The spec this table was built from (to show it, or to derive the next table from it).
     pub fn spec(&self) -> &TableSpec {
         &self.spec

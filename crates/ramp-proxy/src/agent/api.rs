@@ -13,7 +13,6 @@ use ramp_model::{Timeouts, is_token, parse_duration};
 use ramp_route::TableSpec;
 use serde::{Deserialize, Serialize};
 
-use crate::instances::DrainOutcome;
 use crate::router::InstanceStatus;
 use crate::snapshot::ProxySettings;
 
@@ -81,20 +80,6 @@ pub struct PutRouter {
     /// Settings swapped in with the table.
     #[serde(default)]
     pub settings: SettingsSpec,
-}
-
-impl PutRouter {
-    /// A router on `listen` with default workers and settings.
-    pub fn new(listen: SocketAddr, generation: u64, table: TableSpec) -> Self {
-        PutRouter {
-            listen,
-            workers: 0,
-            pin_workers: false,
-            generation,
-            table,
-            settings: SettingsSpec::default(),
-        }
-    }
 }
 
 /// The answer to a PUT.
@@ -236,90 +221,6 @@ pub struct UndrainRequest {
     pub addr: SocketAddr,
 }
 
-/// How a drain ended: `{"outcome": "drained"}` or
-/// `{"outcome": "deadlineExceeded", "inFlight": 3}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "outcome",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum DrainResponse {
-    /// Every in-flight request finished.
-    Drained,
-    /// The deadline passed with requests still in flight.
-    DeadlineExceeded {
-        /// Requests still in flight.
-        in_flight: u32,
-    },
-}
-
-impl From<DrainOutcome> for DrainResponse {
-    fn from(o: DrainOutcome) -> Self {
-        match o {
-            DrainOutcome::Drained => DrainResponse::Drained,
-            DrainOutcome::DeadlineExceeded { in_flight } => {
-                DrainResponse::DeadlineExceeded { in_flight }
-            }
-        }
-    }
-}
-
-impl From<DrainResponse> for DrainOutcome {
-    fn from(o: DrainResponse) -> Self {
-        match o {
-            DrainResponse::Drained => DrainOutcome::Drained,
-            DrainResponse::DeadlineExceeded { in_flight } => {
-                DrainOutcome::DeadlineExceeded { in_flight }
-            }
-        }
-    }
-}
-
-/// One instance's live state (`InstanceStatus` as JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceInfo {
-    /// Revision that lists it.
-    pub revision: String,
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Requests in flight on it.
-    pub in_flight: u32,
-    /// Taken out of rotation after refused connections.
-    pub ejected: bool,
-    /// Times it was ejected.
-    pub ejections: u64,
-    /// Taken out of rotation by a drain.
-    pub draining: bool,
-}
-
-impl From<InstanceStatus> for InstanceInfo {
-    fn from(i: InstanceStatus) -> Self {
-        InstanceInfo {
-            revision: i.revision,
-            addr: i.addr,
-            in_flight: i.in_flight,
-            ejected: i.ejected,
-            ejections: i.ejections,
-            draining: i.draining,
-        }
-    }
-}
-
-impl From<InstanceInfo> for InstanceStatus {
-    fn from(i: InstanceInfo) -> Self {
-        InstanceStatus {
-            revision: i.revision,
-            addr: i.addr,
-            in_flight: i.in_flight,
-            ejected: i.ejected,
-            ejections: i.ejections,
-            draining: i.draining,
-        }
-    }
-}
-
 /// `GET /v1/routers/{name}/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -327,7 +228,7 @@ pub struct RouterMetrics {
     /// Each revision of the table in effect, with its metrics since it joined the table.
     pub revisions: BTreeMap<String, RevisionSnapshot>,
     /// Every instance of the table with its live state, in table order.
-    pub instances: Vec<InstanceInfo>,
+    pub instances: Vec<InstanceStatus>,
 }
 
 /// `POST /v1/shutdown`.
@@ -354,6 +255,25 @@ pub fn valid_router_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A duration as a request body gives it: integer milliseconds, or a string with units.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum In {
+    Millis(u64),
+    Text(String),
+}
+
+impl In {
+    /// The duration meant; a bare `"0"` is zero (any other number needs a unit).
+    fn duration(self) -> Result<Duration, String> {
+        match self {
+            In::Millis(ms) => Ok(Duration::from_millis(ms)),
+            In::Text(text) if text.trim() == "0" => Ok(Duration::ZERO),
+            In::Text(text) => parse_duration(&text),
+        }
+    }
+}
+
 /// [`Timeouts`] as JSON: milliseconds out, milliseconds or unit strings in.
 mod timeouts_json {
     use super::*;
@@ -369,13 +289,6 @@ mod timeouts_json {
         client_idle: u64,
         upstream_idle: u64,
         shutdown_grace: u64,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum In {
-        Millis(u64),
-        Text(String),
     }
 
     #[derive(Deserialize)]
@@ -413,12 +326,12 @@ mod timeouts_json {
         };
         let pick =
             |value: Option<In>, name: &str, default: Duration| -> Result<Duration, D::Error> {
-                let d = match value {
-                    None => return Ok(default),
-                    Some(In::Millis(ms)) => Duration::from_millis(ms),
-                    Some(In::Text(text)) => parse_duration(&text)
-                        .map_err(|e| D::Error::custom(format!("timeouts.{name}: {e}")))?,
+                let Some(value) = value else {
+                    return Ok(default);
                 };
+                let d = value
+                    .duration()
+                    .map_err(|e| D::Error::custom(format!("timeouts.{name}: {e}")))?;
                 if d.is_zero() {
                     return Err(D::Error::custom(format!("timeouts.{name} must be above 0")));
                 }
@@ -442,45 +355,57 @@ mod duration_json {
     use serde::de::Error as _;
     use serde::{Deserializer, Serializer};
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum In {
-        Millis(u64),
-        Text(String),
-    }
-
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match In::deserialize(d)? {
-            In::Millis(ms) => Ok(Duration::from_millis(ms)),
-            In::Text(text) if text.trim() == "0" => Ok(Duration::ZERO),
-            In::Text(text) => parse_duration(&text).map_err(D::Error::custom),
-        }
+        In::deserialize(d)?.duration().map_err(D::Error::custom)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instances::DrainOutcome;
     use serde_json::json;
 
     #[test]
     fn drain_outcomes_have_a_fixed_shape() {
-        let drained = serde_json::to_value(DrainResponse::Drained).unwrap();
+        let drained = serde_json::to_value(DrainOutcome::Drained).unwrap();
         assert_eq!(drained, json!({"outcome": "drained"}));
-        let late = DrainResponse::DeadlineExceeded { in_flight: 3 };
+        assert_eq!(
+            serde_json::from_value::<DrainOutcome>(drained).unwrap(),
+            DrainOutcome::Drained
+        );
+        let late = DrainOutcome::DeadlineExceeded { in_flight: 3 };
         let value = serde_json::to_value(late).unwrap();
         assert_eq!(value, json!({"outcome": "deadlineExceeded", "inFlight": 3}));
         assert_eq!(
-            serde_json::from_value::<DrainResponse>(value).unwrap(),
-            late
+            serde_json::from_value::<DrainOutcome>(value).unwrap(),
+            DrainOutcome::DeadlineExceeded { in_flight: 3 }
+        );
+    }
+
+    #[test]
+    fn instances_have_a_fixed_shape() {
+        let status = InstanceStatus {
+            revision: "v2".into(),
+            addr: "127.0.0.1:9001".parse().unwrap(),
+            in_flight: 2,
+            ejected: false,
+            ejections: 1,
+            draining: true,
+        };
+        let value = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            value,
+            json!({"revision": "v2", "addr": "127.0.0.1:9001", "inFlight": 2,
+                   "ejected": false, "ejections": 1, "draining": true})
         );
         assert_eq!(
-            DrainOutcome::from(late),
-            DrainOutcome::DeadlineExceeded { in_flight: 3 }
+            serde_json::from_value::<InstanceStatus>(value).unwrap(),
+            status
         );
     }
 

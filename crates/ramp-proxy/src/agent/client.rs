@@ -2,21 +2,20 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use ramp_route::TableSpec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use super::api::{
-    Deleted, DrainRequest, DrainResponse, ErrorBody, Health, PutResult, PutRouter, RouterList,
-    RouterMetrics, RouterState, ShuttingDown, UndrainRequest,
+    Deleted, DrainRequest, ErrorBody, Health, PutResult, PutRouter, RouterList, RouterMetrics,
+    RouterState, ShuttingDown, UndrainRequest,
 };
 use crate::instances::DrainOutcome;
 
@@ -78,14 +77,6 @@ impl AgentError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, AgentError::Unreachable { .. })
     }
-
-    /// The HTTP status of an [`AgentError::Api`] error.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            AgentError::Api { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
 }
 
 /// A client of the router agent on `socket`.
@@ -100,11 +91,6 @@ impl AgentClient {
         AgentClient {
             socket: socket.into(),
         }
-    }
-
-    /// The agent's socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 
     /// `GET /v1/health`.
@@ -133,18 +119,6 @@ impl AgentClient {
         let path = router_path(name, "")?;
         let body = encode(put)?;
         self.json(Method::PUT, &path, Some(body), CALL_TIMEOUT)
-            .await
-    }
-
-    /// Shorthand for a PUT of a table with default workers and settings.
-    pub async fn put_table(
-        &self,
-        name: &str,
-        listen: SocketAddr,
-        generation: u64,
-        table: TableSpec,
-    ) -> Result<PutResult, AgentError> {
-        self.put_router(name, &PutRouter::new(listen, generation, table))
             .await
     }
 
@@ -177,15 +151,13 @@ impl AgentClient {
             addr,
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         })?;
-        let outcome: DrainResponse = self
-            .json(
-                Method::POST,
-                &path,
-                Some(body),
-                deadline.saturating_add(DRAIN_MARGIN),
-            )
-            .await?;
-        Ok(outcome.into())
+        self.json(
+            Method::POST,
+            &path,
+            Some(body),
+            deadline.saturating_add(DRAIN_MARGIN),
+        )
+        .await
     }
 
     /// `POST /v1/routers/{name}/undrain`: puts `addr` back into rotation.

@@ -14,9 +14,9 @@
 //! | `PUT /v1/routers/{name}` | [`PutRouter`] | [`PutResult`] `{"generation", "localAddr", "applied", "created"}` |
 //! | `GET /v1/routers/{name}` | | [`RouterState`]: the PUT in effect plus `localAddr` |
 //! | `DELETE /v1/routers/{name}?graceMs=N` | | [`Deleted`] `{"connectionsCut"}` |
-//! | `POST /v1/routers/{name}/drain` | [`DrainRequest`] `{"addr", "deadlineMs"}` | [`DrainResponse`] `{"outcome": "drained"}` or `{"outcome": "deadlineExceeded", "inFlight"}` |
+//! | `POST /v1/routers/{name}/drain` | [`DrainRequest`] `{"addr", "deadlineMs"}` | [`DrainOutcome`](crate::DrainOutcome) `{"outcome": "drained"}` or `{"outcome": "deadlineExceeded", "inFlight"}` |
 //! | `POST /v1/routers/{name}/undrain` | [`UndrainRequest`] `{"addr"}` | `{}` |
-//! | `GET /v1/routers/{name}/metrics` | | [`RouterMetrics`] `{"revisions": {REV: RevisionSnapshot}, "instances": [InstanceInfo]}` |
+//! | `GET /v1/routers/{name}/metrics` | | [`RouterMetrics`] `{"revisions": {REV: RevisionSnapshot}, "instances": [InstanceStatus]}` |
 //! | `GET /metrics` | | Prometheus text of every router, labelled `service="NAME"` ([`render_prometheus_many`]) |
 //! | `POST /v1/shutdown?graceMs=N` | | [`ShuttingDown`] `{"routers"}`, then every router shuts down and `serve_agent` returns |
 //!
@@ -34,9 +34,9 @@ mod prometheus;
 mod server;
 
 pub use api::{
-    Deleted, DrainRequest, DrainResponse, ErrorBody, Health, InstanceInfo, MAX_ROUTER_NAME_LEN,
-    PutResult, PutRouter, RouterInfo, RouterList, RouterMetrics, RouterState, SettingsSpec,
-    ShuttingDown, UndrainRequest, valid_router_name,
+    Deleted, DrainRequest, ErrorBody, Health, MAX_ROUTER_NAME_LEN, PutResult, PutRouter,
+    RouterInfo, RouterList, RouterMetrics, RouterState, SettingsSpec, ShuttingDown, UndrainRequest,
+    valid_router_name,
 };
 pub use client::{AgentClient, AgentError, CALL_TIMEOUT};
 pub use prometheus::render_prometheus_many;

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::api::{
-    Deleted, DrainRequest, DrainResponse, ErrorBody, Health, MAX_ROUTER_NAME_LEN, PutResult,
-    PutRouter, RouterInfo, RouterList, RouterMetrics, RouterState, ShuttingDown, UndrainRequest,
+    Deleted, DrainRequest, ErrorBody, Health, MAX_ROUTER_NAME_LEN, PutResult, PutRouter,
+    RouterInfo, RouterList, RouterMetrics, RouterState, ShuttingDown, UndrainRequest,
     valid_router_name,
 };
 use super::client::{AgentClient, AgentError};
@@ -577,7 +577,7 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Answer {
                         .await
                         .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
                     tracing::info!(router = *name, instance = %body.addr, ?outcome, "instance drained");
-                    json(StatusCode::OK, &DrainResponse::from(outcome))
+                    json(StatusCode::OK, &outcome)
                 }
                 (["undrain"], &Method::POST) => {
                     let body: UndrainRequest = read_json(req).await?;
@@ -593,7 +593,7 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Answer {
                     let router = agent.router(name)?;
                     let metrics = RouterMetrics {
                         revisions: router.revision_metrics().into_iter().collect(),
-                        instances: router.instances().into_iter().map(Into::into).collect(),
+                        instances: router.instances(),
                     };
                     json(StatusCode::OK, &metrics)
                 }

@@ -161,7 +161,10 @@ impl ParsedResponse<'_, '_> {
     }
 
     /// Builds the head an HTTP/2 client receives (connection-specific headers removed).
-    pub(crate) fn to_h2(&self, revision: Option<(&str, &str)>) -> http::response::Builder {
+    pub(crate) fn to_h2(
+        &self,
+        revision: Option<&(http::HeaderName, http::HeaderValue)>,
+    ) -> http::response::Builder {
         let mut builder = http::Response::builder().status(self.head.status);
         for h in self.headers {
             let name = h.name;
@@ -176,7 +179,7 @@ impl ParsedResponse<'_, '_> {
             builder = builder.header(name, h.value);
         }
         if let Some((name, value)) = revision {
-            builder = builder.header(name, value);
+            builder = builder.header(name.clone(), value.clone());
         }
         builder
     }
