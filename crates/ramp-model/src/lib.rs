@@ -13,6 +13,6 @@ pub use error::{ModelError, Problem};
 pub use proxy::{ProxyConfig, Timeouts};
 pub use service::{
     BlueGreen, Canary, CanaryStep, Check, IntOrPercent, Probe, ProbeAction, Rolling, ServiceSpec,
-    StopPolicy, Strategy, Template,
+    StopPolicy, Strategy, Template, same_socket,
 };
 pub use syntax::{is_token, parse_socket_addr};

@@ -17,6 +17,8 @@ use crate::error::ModelError;
 mod doc;
 mod validate;
 
+pub use validate::same_socket;
+
 #[cfg(test)]
 mod tests;
 

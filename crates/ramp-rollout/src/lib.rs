@@ -22,4 +22,3 @@ pub use state::{
     Checks, HeaderRoute, Millis, MirrorRoute, PauseReason, Phase, Retiring, Rollout, RolloutKind,
     ServiceState, Stack,
 };
-pub use strategies::canary::canary_replicas;

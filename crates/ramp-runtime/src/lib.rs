@@ -22,7 +22,7 @@ mod supervisor;
 
 pub use error::RuntimeError;
 pub use logs::tail_log;
-pub use probe::{http_status, probe_once};
+pub use probe::{http_status, probe_once, run_command};
 pub use process::{is_same_process, parse_signal, process_id, stop_process};
 pub use spec::{InstanceSpec, InstanceState, Phase, ProcessId, StopOutcome};
 pub use supervisor::Supervisor;

@@ -111,11 +111,22 @@ fn truncate(line: &str) -> String {
 }
 
 async fn exec_check(command: &[String], port: u16, limit: Duration) -> Result<(), String> {
-    let Some((program, args)) = command.split_first() else {
-        return Err("empty exec probe command".to_owned());
+    let args: Vec<String> = command.iter().map(|a| with_port(a, port)).collect();
+    run_command(&args, limit).await
+}
+
+/// Runs `args` (program, then its arguments) with stdin, stdout and stderr on `/dev/null`, in
+/// its own process group, and succeeds when it exits 0 within `limit`. On timeout the whole
+/// process group is killed, so nothing the command started outlives it.
+///
+/// The error says why the command failed. Used by exec probes and by blue-green check
+/// commands.
+pub async fn run_command(args: &[String], limit: Duration) -> Result<(), String> {
+    let Some((program, rest)) = args.split_first() else {
+        return Err("empty command".to_owned());
     };
-    let mut child = tokio::process::Command::new(with_port(program, port))
-        .args(args.iter().map(|a| with_port(a, port)))
+    let mut child = tokio::process::Command::new(program)
+        .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

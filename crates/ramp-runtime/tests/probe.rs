@@ -1,11 +1,11 @@
-//! `probe_once` against real listeners and commands.
+//! `probe_once` and `run_command` against real listeners and commands.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use ramp_model::ProbeAction;
-use ramp_runtime::probe_once;
+use ramp_runtime::{probe_once, run_command};
 use tokio::net::TcpListener;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -111,5 +111,31 @@ async fn exec_probe_is_killed_on_timeout() {
     assert!(started.elapsed() < Duration::from_millis(900));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!marker.exists(), "the probe command kept running");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_command_kills_the_whole_group_on_timeout() {
+    let args = |list: &[&str]| -> Vec<String> { list.iter().map(|s| (*s).to_owned()).collect() };
+    assert_eq!(run_command(&args(&["true"]), SECOND).await, Ok(()));
+    let err = run_command(&args(&["false"]), SECOND).await.unwrap_err();
+    assert!(err.contains("exited with status 1"), "{err}");
+    assert!(run_command(&[], SECOND).await.is_err());
+    // `{port}` is the exec probe's business: left as it is here.
+    let literal = args(&["sh", "-c", "test \"$1\" = '{port}'", "sh", "{port}"]);
+    assert_eq!(run_command(&literal, SECOND).await, Ok(()));
+
+    // A child of the command (in the background, so not the process waited for) goes too.
+    let dir = common::temp_dir("run-command-timeout");
+    let marker = dir.join("survived");
+    let script = format!("(sleep 1; touch {}) & wait", marker.display());
+    let started = Instant::now();
+    let err = run_command(&args(&["sh", "-c", &script]), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(900));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(!marker.exists(), "a child of the command kept running");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ramp_model::ServiceSpec;
+use ramp_model::{ServiceSpec, same_socket};
 use ramp_store::{NewEvent, Store};
 use tokio::sync::{Mutex, oneshot};
 
@@ -197,20 +197,21 @@ impl Inner {
             .map_err(|_| ServerError::Internal("the controller stopped".into()))?
     }
 
-    /// A new service may not take another service's listen address.
+    /// A new service may not take another service's listen address: the same address, or the
+    /// same port with either of them on every interface.
     async fn check_listen_free(
         &self,
         spec: &ServiceSpec,
         controllers: &BTreeMap<String, ControllerHandle>,
     ) -> Result<(), ServerError> {
         for (name, handle) in controllers {
-            let (reply, status) = oneshot::channel();
-            if handle.send(Request::Status { reply }).await.is_ok()
-                && let Ok(status) = status.await
-                && status.listen.as_deref() == Some(&spec.listen.to_string())
+            let (reply, listen) = oneshot::channel();
+            if handle.send(Request::Listen { reply }).await.is_ok()
+                && let Ok(Some(listen)) = listen.await
+                && same_socket(listen, spec.listen)
             {
                 return Err(ServerError::Conflict(format!(
-                    "spec.listen {} is already used by service {name}",
+                    "spec.listen {} is already used by service {name} (listening on {listen})",
                     spec.listen
                 )));
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use ramp_rollout::{Routes, Split, Stack};
-use ramp_route::{MirrorSpec, RevisionSpec, RouteTable, RuleSpec, TableSpec};
+use ramp_route::{MirrorSpec, RevisionSpec, RuleSpec, TableSpec};
 
 /// Ready instances per stack, as the router should see them (instances being drained left out).
 pub type ReadyInstances = BTreeMap<u64, Vec<SocketAddr>>;
@@ -13,11 +13,12 @@ pub type ReadyInstances = BTreeMap<u64, Vec<SocketAddr>>;
 /// Builds the router table for `routes`, or `None` when no stack that should get traffic has a
 /// ready instance. The caller then keeps the table already serving: sending traffic nowhere is
 /// never better than sending it to the instances that still answer.
-pub fn build_table(
-    routes: &Routes,
-    stacks: &[Stack],
-    ready: &ReadyInstances,
-) -> Option<RouteTable> {
+///
+/// The spec is only built, not compiled: it is compared with the table in place every tick,
+/// and the router validates it when it is pushed. It is valid by construction (every revision
+/// has instances, rules and mirrors name a revision in the table, some weight is not 0); the
+/// tests check that with `RouteTable::new`.
+pub fn build_table(routes: &Routes, stacks: &[Stack], ready: &ReadyInstances) -> Option<TableSpec> {
     let name = |id: u64| {
         stacks
             .iter()
@@ -71,7 +72,7 @@ pub fn build_table(
     for m in &mirrors {
         add(m.stack, 0);
     }
-    let spec = TableSpec {
+    Some(TableSpec {
         revisions,
         rules: pinned
             .iter()
@@ -89,15 +90,14 @@ pub fn build_table(
             })
             .collect(),
         sticky: routes.sticky.clone(),
-    };
-    RouteTable::new(spec).ok()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ramp_rollout::{Mirror, PinnedRoute};
-    use ramp_route::{Condition, Source, ValueMatch};
+    use ramp_route::{Condition, RouteTable, Source, ValueMatch};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -118,6 +118,13 @@ mod tests {
         ]
     }
 
+    /// The table `build_table` makes, which the router must accept.
+    fn table(routes: &Routes, ready: &ReadyInstances) -> RouteTable {
+        let spec = build_table(routes, &stacks(), ready).expect("a table");
+        RouteTable::new(spec.clone())
+            .unwrap_or_else(|e| panic!("the router refuses the table: {e}\n{spec:#?}"))
+    }
+
     fn weights(table: &RouteTable) -> Vec<(String, u32, usize)> {
         table
             .revisions()
@@ -135,7 +142,7 @@ mod tests {
             mirrors: vec![],
             sticky: None,
         };
-        let table = build_table(&routes, &stacks(), &ready).unwrap();
+        let table = table(&routes, &ready);
         assert_eq!(weights(&table), [("r1".into(), 2, 2), ("r2".into(), 1, 1)]);
     }
 
@@ -154,7 +161,7 @@ mod tests {
             mirrors: vec![],
             sticky: None,
         };
-        let table = build_table(&routes, &stacks(), &ready).unwrap();
+        let table = table(&routes, &ready);
         assert_eq!(weights(&table), [("r1".into(), 80, 1)]);
         assert!(
             table.spec().rules.is_empty(),
@@ -182,7 +189,7 @@ mod tests {
             }],
             sticky: Some(Source::header("x-user")),
         };
-        let table = build_table(&routes, &stacks(), &ready).unwrap();
+        let table = table(&routes, &ready);
         assert_eq!(
             weights(&table),
             [("r1".into(), 100, 1), ("r2".into(), 0, 1)]

@@ -13,7 +13,7 @@ use crate::instances::{self, InstanceRow};
 use crate::objects::ObjectStore;
 use crate::revisions::{self, RevisionRow};
 use crate::services::{self, ServiceRow};
-use crate::{StoreError, Tx, kv, rollouts, schema};
+use crate::{StoreError, Tx, rollouts, schema};
 
 /// How long a statement waits for another connection (another process, e.g. the CLI) to
 /// release the database before failing with "database is locked".
@@ -234,12 +234,7 @@ impl Store {
 
     /// A service's instances, by id.
     pub fn instances(&self, service: &str) -> Result<Vec<InstanceRow>, StoreError> {
-        self.read(|c| instances::list(c, Some(service)))
-    }
-
-    /// Every instance, by service then id (what a restarted control plane adopts).
-    pub fn all_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        self.read(|c| instances::list(c, None))
+        self.read(|c| instances::list(c, service))
     }
 
     // --- events ---
@@ -252,17 +247,6 @@ impl Store {
     /// Events matching `query`, by ascending id.
     pub fn events(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
         self.read(|c| events::list(c, query))
-    }
-
-    // --- key/value settings ---
-
-    /// Sets a small setting (e.g. the router agent's pid and socket).
-    pub fn set_kv(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.transaction(|tx| tx.set_kv(key, value))
-    }
-
-    pub fn kv(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.read(|c| kv::get(c, key))
     }
 }
 
@@ -389,13 +373,17 @@ mod tests {
             .transaction(|tx| {
                 tx.put_service("web", "")?;
                 let rev = tx.add_revision("web", "d1", "{}")?;
-                tx.set_kv("k", "v")?;
+                tx.put_service("api", "replicas: 1")?;
                 tx.save_state("web", "{}", &event("web", "created"))?;
                 Ok(rev.number)
             })
             .unwrap();
         assert_eq!(number, 1);
-        assert_eq!(store.kv("k").unwrap().as_deref(), Some("v"));
+        assert_eq!(store.revisions("web").unwrap().len(), 1);
+        assert_eq!(
+            store.service("api").unwrap().unwrap().spec_yaml,
+            "replicas: 1"
+        );
         assert_eq!(store.events(&EventQuery::default()).unwrap().len(), 1);
     }
 
@@ -404,6 +392,7 @@ mod tests {
         let dir = TempDir::new("db-threads");
         let store = Arc::new(Store::open(dir.path()).unwrap());
         store.put_service("web", "").unwrap();
+        store.put_service("counter", "0").unwrap();
         // A second Store on the same directory, like the CLI next to a running server.
         let other = Arc::new(Store::open(dir.path()).unwrap());
         let per_thread = 100; // enough contention that deferred (upgrading) transactions would fail
@@ -415,10 +404,11 @@ mod tests {
                     for i in 0..per_thread {
                         s.append_event(&event("web", &format!("t{t}-{i}"))).unwrap();
                         s.add_revision("web", &format!("t{t}-{i}"), "{}").unwrap();
-                        // Read-modify-write of a counter: must not lose updates.
+                        // Read-modify-write of a counter (a service's spec text): must not
+                        // lose updates.
                         s.transaction(|tx| {
-                            let n: u64 = tx.kv("counter")?.map_or(0, |v| v.parse().unwrap());
-                            tx.set_kv("counter", &(n + 1).to_string())
+                            let n: u64 = tx.service("counter")?.unwrap().spec_yaml.parse().unwrap();
+                            tx.put_service("counter", &(n + 1).to_string())
                         })
                         .unwrap();
                     }
@@ -439,6 +429,9 @@ mod tests {
             .map(|r| r.number)
             .collect();
         assert_eq!(numbers, (1..=total as u64).collect::<Vec<_>>());
-        assert_eq!(store.kv("counter").unwrap(), Some(total.to_string()));
+        assert_eq!(
+            store.service("counter").unwrap().unwrap().spec_yaml,
+            total.to_string()
+        );
     }
 }

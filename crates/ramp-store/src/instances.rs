@@ -76,24 +76,13 @@ pub(crate) fn remove(conn: &Connection, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The instances of one service by id, or of all services by service then id.
-pub(crate) fn list(
-    conn: &Connection,
-    service: Option<&str>,
-) -> Result<Vec<InstanceRow>, StoreError> {
-    let rows = match service {
-        Some(service) => {
-            let sql = format!("SELECT {COLUMNS} FROM instances WHERE service = ?1 ORDER BY id");
-            let mut stmt = conn.prepare(&sql)?;
-            stmt.query_map([service], from_row)?
-                .collect::<Result<_, _>>()?
-        }
-        None => {
-            let sql = format!("SELECT {COLUMNS} FROM instances ORDER BY service, id");
-            let mut stmt = conn.prepare(&sql)?;
-            stmt.query_map([], from_row)?.collect::<Result<_, _>>()?
-        }
-    };
+/// The instances of one service, by id.
+pub(crate) fn list(conn: &Connection, service: &str) -> Result<Vec<InstanceRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE service = ?1 ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map([service], from_row)?
+        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -138,10 +127,7 @@ mod tests {
             store.instances("web").unwrap(),
             [bare.clone(), full.clone()]
         );
-        assert_eq!(
-            store.all_instances().unwrap(),
-            [other.clone(), bare.clone(), full.clone()]
-        );
+        assert_eq!(store.instances("api").unwrap(), [other]);
 
         // Replace by id.
         let restarted = InstanceRow {
@@ -171,7 +157,8 @@ mod tests {
         };
         let err = store.put_instance(&huge).unwrap_err();
         assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
-        assert!(store.all_instances().unwrap().is_empty());
+        assert!(store.instances("ghost").unwrap().is_empty());
+        assert!(store.instances("web").unwrap().is_empty());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Everything the control plane must remember across a `kill -9` lives here: the applied
 //! service specs, the numbered revisions of each service, the rollout state machine of each
-//! service, the instances that run (so a restarted control plane can adopt them), an
-//! append-only event log and a few key/value settings — all in one SQLite database,
+//! service, the instances that run (so a restarted control plane can adopt them) and an
+//! append-only event log — all in one SQLite database,
 //! `<dir>/ramp.db` — plus a content-addressed [`ObjectStore`] under `<dir>/objects/` that keeps
 //! every revision's files runnable after the files on disk change.
 //!
@@ -15,7 +15,6 @@ mod db;
 mod error;
 mod events;
 mod instances;
-mod kv;
 mod objects;
 mod revisions;
 mod rollouts;

@@ -69,11 +69,6 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN
     SELECT RAISE(ABORT, 'the event log is append-only: events cannot be deleted');
 END;
-
-CREATE TABLE kv (
-    key   TEXT PRIMARY KEY NOT NULL,
-    value TEXT NOT NULL
-) STRICT;
 ";
 
 /// Creates the schema in a new database, or checks the version of an existing one.

@@ -11,7 +11,7 @@ use crate::events::{self, EventQuery, EventRow, NewEvent};
 use crate::instances::{self, InstanceRow};
 use crate::revisions::{self, RevisionRow};
 use crate::services::{self, ServiceRow};
-use crate::{StoreError, kv, rollouts};
+use crate::{StoreError, rollouts};
 
 /// An open transaction of [`Store::transaction`]: the same reads and writes as [`Store`],
 /// all committed together or not at all.
@@ -105,11 +105,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn instances(&self, service: &str) -> Result<Vec<InstanceRow>, StoreError> {
-        instances::list(&self.tx, Some(service))
-    }
-
-    pub fn all_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        instances::list(&self.tx, None)
+        instances::list(&self.tx, service)
     }
 
     /// See [`Store::append_event`].
@@ -119,15 +115,6 @@ impl<'a> Tx<'a> {
 
     pub fn events(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
         events::list(&self.tx, query)
-    }
-
-    /// See [`Store::set_kv`].
-    pub fn set_kv(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        kv::set(&self.tx, key, value)
-    }
-
-    pub fn kv(&self, key: &str) -> Result<Option<String>, StoreError> {
-        kv::get(&self.tx, key)
     }
 
     /// The raw connection, for tests that must try what the API does not allow.

@@ -1171,3 +1171,14 @@ fn digest_is_pinned_and_depends_on_the_template_only() {
         assert!(seen.insert(changed.digest()), "{changed:?}");
     }
 }
+
+#[test]
+fn same_socket_counts_every_interface_as_each_address() {
+    let at = |text: &str| -> std::net::SocketAddr { text.parse().unwrap() };
+    assert!(same_socket(at("127.0.0.1:8080"), at("127.0.0.1:8080")));
+    assert!(same_socket(at("0.0.0.0:8080"), at("127.0.0.1:8080")));
+    assert!(same_socket(at("127.0.0.1:8080"), at("0.0.0.0:8080")));
+    assert!(same_socket(at("[::]:8080"), at("10.0.0.1:8080")));
+    assert!(!same_socket(at("127.0.0.1:8080"), at("127.0.0.2:8080")));
+    assert!(!same_socket(at("0.0.0.0:8080"), at("0.0.0.0:8081")));
+}

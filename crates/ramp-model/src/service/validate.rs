@@ -486,8 +486,8 @@ impl BlueGreenDoc {
 }
 
 /// Two listen addresses that cannot both be bound: equal, or the same port with one of them
-/// on every interface.
-fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+/// on every interface (`0.0.0.0:8080` and `127.0.0.1:8080`).
+pub fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 

@@ -11,7 +11,7 @@ use super::ready;
 
 /// Instances the canary needs for a weight: `ceil(replicas * weight / 100)`, at least one for
 /// any traffic at all.
-pub fn canary_replicas(replicas: u32, weight: u32) -> u32 {
+pub(crate) fn canary_replicas(replicas: u32, weight: u32) -> u32 {
     let n = (u64::from(replicas) * u64::from(weight)).div_ceil(100) as u32;
     if weight > 0 { n.max(1) } else { 0 }
 }

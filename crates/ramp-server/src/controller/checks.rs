@@ -71,26 +71,10 @@ async fn run_one(check: &Check, target: SocketAddr) -> Result<String, String> {
                 .iter()
                 .map(|a| a.replace("{preview}", &target.to_string()))
                 .collect();
-            let Some((program, rest)) = args.split_first() else {
-                return Err("empty command".into());
-            };
-            let mut child = tokio::process::Command::new(program)
-                .args(rest)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("cannot run {program}: {e}"))?;
-            match tokio::time::timeout(*timeout, child.wait()).await {
-                Err(_) => Err(format!(
-                    "{program} did not finish within {}s",
-                    timeout.as_secs()
-                )),
-                Ok(Err(e)) => Err(format!("{program}: {e}")),
-                Ok(Ok(status)) if status.success() => Ok(format!("{program} ok")),
-                Ok(Ok(status)) => Err(format!("{program} failed: {status}")),
-            }
+            // In its own process group, killed with it on timeout.
+            ramp_runtime::run_command(&args, *timeout).await?;
+            // `run_command` refuses an empty command, so there is a program.
+            Ok(format!("{} ok", args[0]))
         }
     }
 }

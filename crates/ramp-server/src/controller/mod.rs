@@ -9,14 +9,19 @@ mod routes;
 pub(crate) mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ramp_model::ServiceSpec;
-use ramp_rollout::{Command, Input, Millis, ServiceState, Transition, Verdict, desired, step};
+use ramp_rollout::{
+    Command, Desired, Input, Millis, ServiceState, Transition, Verdict, desired, step,
+};
 use ramp_runtime::Supervisor;
 use ramp_store::{NewEvent, Store, Timestamp};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::agent::Agent;
 use crate::config::ServerConfig;
@@ -62,6 +67,10 @@ pub(crate) enum Request {
     },
     Status {
         reply: oneshot::Sender<ServiceStatus>,
+    },
+    /// The spec's listen address (none before the first apply).
+    Listen {
+        reply: oneshot::Sender<Option<SocketAddr>>,
     },
     /// Stop every instance and router of the service and forget it.
     Delete {
@@ -135,7 +144,6 @@ struct Controller {
     payloads: BTreeMap<u64, Payload>,
     routes: routes::RouterLinks,
     checks_running: Option<u64>,
-    analysis_reported: BTreeSet<(u64, usize)>,
     internal: mpsc::UnboundedSender<Internal>,
 }
 
@@ -157,7 +165,6 @@ pub(crate) async fn spawn(
         instances: Instances::default(),
         payloads: BTreeMap::new(),
         checks_running: None,
-        analysis_reported: BTreeSet::new(),
         internal: internal_tx,
     };
     if restore {
@@ -231,6 +238,9 @@ impl Controller {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Request::Listen { reply } => {
+                let _ = reply.send(self.spec.as_ref().map(|s| s.listen));
             }
             Request::Delete { actor, reply } => {
                 let result = self.delete(&actor).await;
@@ -415,7 +425,8 @@ impl Controller {
                     if let Err(e) = self.advance(&spec, &input, "ramp") {
                         tracing::warn!(service = %self.name, "checks result not recorded: {e}");
                     }
-                    self.reconcile().await;
+                    let want = desired(&self.state, &spec);
+                    self.reconcile(&spec, &want).await;
                 }
             }
         }
@@ -431,19 +442,21 @@ impl Controller {
             tracing::error!(service = %self.name, "cannot record the new state: {e}");
             return;
         }
-        self.report_analysis(&spec);
-        self.reconcile().await;
+        let mut want = desired(&self.state, &spec);
+        if let Some((rollout, step_index)) = want.run_analysis
+            && self.report_analysis(&spec, rollout, step_index)
+        {
+            // The rollout is paused now, which changes what is wanted.
+            want = desired(&self.state, &spec);
+        }
+        self.reconcile(&spec, &want).await;
         self.persist_instances();
     }
 
-    /// Analysis steps need the analysis engine; until it exists a person decides.
-    fn report_analysis(&mut self, spec: &ServiceSpec) {
-        let Some((rollout, step_index)) = desired(&self.state, spec).run_analysis else {
-            return;
-        };
-        if !self.analysis_reported.insert((rollout, step_index)) {
-            return;
-        }
+    /// Analysis steps need the analysis engine; until it exists a person decides: the verdict
+    /// is inconclusive, which pauses the rollout (so it is reported once). True when the state
+    /// changed.
+    fn report_analysis(&mut self, spec: &ServiceSpec, rollout: u64, step_index: usize) -> bool {
         let input = Input::AnalysisFinished {
             rollout,
             step: step_index,
@@ -451,17 +464,15 @@ impl Controller {
             detail: "analysis templates are not evaluated yet; promote to go on or abort to stop"
                 .into(),
         };
-        if let Err(e) = self.advance(spec, &input, "ramp") {
+        self.advance(spec, &input, "ramp").unwrap_or_else(|e| {
             tracing::warn!(service = %self.name, "analysis result not recorded: {e}");
-        }
+            false
+        })
     }
 
-    /// Starts and stops instances to match the desired stack sizes, pushes routes, runs checks.
-    async fn reconcile(&mut self) {
-        let Some(spec) = self.spec.clone() else {
-            return;
-        };
-        let want = desired(&self.state, &spec);
+    /// Starts and stops instances to match the desired stack sizes (`want`, computed from the
+    /// current state and `spec`), pushes routes, runs checks.
+    async fn reconcile(&mut self, spec: &ServiceSpec, want: &Desired) {
         let sizes: BTreeMap<u64, (u64, u32)> = want
             .stacks
             .iter()
@@ -484,10 +495,10 @@ impl Controller {
         }
         // Routes without the instances about to stop go out before they are drained.
         self.routes
-            .push(&self.ctx, &want, &self.state, &self.instances, &spec)
+            .push(&self.ctx, want, &self.state, &self.instances, spec)
             .await;
         for id in to_stop {
-            self.stop_instance(&id, &spec);
+            self.stop_instance(&id, spec);
         }
         for (&stack, &(revision, n)) in &sizes {
             let have = self.instances.running_in(stack);
@@ -502,7 +513,7 @@ impl Controller {
             && self.checks_running != Some(rollout)
         {
             self.checks_running = Some(rollout);
-            checks::run(self, &spec, rollout, stack);
+            checks::run(self, spec, rollout, stack);
         }
     }
 
@@ -521,7 +532,7 @@ impl Controller {
         &mut self,
         revision: u64,
         payload: &Payload,
-    ) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    ) -> Result<(PathBuf, PathBuf), String> {
         let objects = self.ctx.store.objects();
         let program = objects.path(&payload.program).map_err(|e| e.to_string())?;
         if payload.files.is_empty() {
@@ -542,6 +553,31 @@ impl Controller {
         Ok((program, dir))
     }
 
+    /// Where an instance runs: its program, directory and port, and its log file.
+    fn placement(
+        &self,
+        id: &str,
+        revision: u64,
+        program: PathBuf,
+        working_dir: PathBuf,
+        port: u16,
+    ) -> Placement {
+        Placement {
+            id: id.to_string(),
+            service: self.name.clone(),
+            revision,
+            program,
+            working_dir,
+            port,
+            log_path: self
+                .ctx
+                .config
+                .log_dir(&self.name)
+                .join(format!("{id}.log")),
+            data_dir: self.ctx.config.data_dir.clone(),
+        }
+    }
+
     fn start_instance(&mut self, stack: u64, revision: u64) {
         let Some(payload) = self.payload(revision) else {
             tracing::error!(service = %self.name, revision, "revision missing from the store");
@@ -553,21 +589,7 @@ impl Controller {
             .and_then(|(program, working_dir)| {
                 let port = free_port().map_err(|e| e.to_string())?;
                 let id = instance_id(&self.name, revision, stack);
-                let log_path = self
-                    .ctx
-                    .config
-                    .log_dir(&self.name)
-                    .join(format!("{id}.log"));
-                let at = Placement {
-                    id: id.clone(),
-                    service: self.name.clone(),
-                    revision,
-                    program,
-                    working_dir,
-                    port,
-                    log_path,
-                    data_dir: self.ctx.config.data_dir.clone(),
-                };
+                let at = self.placement(&id, revision, program, working_dir, port);
                 let spec = instance_spec(&payload, at);
                 let supervisor = Supervisor::launch(spec).map_err(|e| e.to_string())?;
                 Ok((id, port, supervisor))
@@ -611,18 +633,30 @@ impl Controller {
             return;
         };
         let addr = instance.addr();
+        let _ = self.ctx.store.put_instance(&instance.row(&self.name));
+        self.drain_and_stop(id, addr, supervisor, spec.template.stop.grace_period);
+    }
+
+    /// The task that has the router drain the instance at `addr` (in-flight requests get at
+    /// least a second, at most `grace`), then stops it and reports it stopped.
+    fn drain_and_stop(
+        &self,
+        id: &str,
+        addr: SocketAddr,
+        supervisor: Supervisor,
+        grace: Duration,
+    ) -> JoinHandle<()> {
         let agent = Arc::clone(&self.ctx.agent);
         let router = self.name.clone();
-        let grace = spec.template.stop.grace_period.max(Duration::from_secs(1));
+        let grace = grace.max(Duration::from_secs(1));
         let done = self.internal.clone();
         let id = id.to_string();
-        let _ = self.ctx.store.put_instance(&instance.row(&self.name));
         tokio::spawn(async move {
             // The router stops sending it requests, then finishes the ones in flight.
             let _ = agent.client().drain(&router, addr, grace).await;
             supervisor.stop().await;
             let _ = done.send(Internal::Stopped { id });
-        });
+        })
     }
 
     fn persist_instances(&mut self) {
@@ -673,27 +707,23 @@ impl Controller {
 
     /// Drains and stops every instance, then removes the service's routers.
     async fn stop_everything(&mut self) {
-        let Some(spec) = self.spec.clone() else {
+        let Some(grace) = self.spec.as_ref().map(|s| s.template.stop.grace_period) else {
             return;
         };
-        let ids: Vec<String> = self.instances.list.iter().map(|i| i.id.clone()).collect();
-        let grace = spec.template.stop.grace_period;
-        let mut stopping = Vec::new();
-        for id in ids {
-            if let Some(instance) = self.instances.list.iter_mut().find(|i| i.id == id)
-                && let Some(supervisor) = instance.supervisor.take()
-            {
-                let agent = Arc::clone(&self.ctx.agent);
-                let (router, addr) = (self.name.clone(), instance.addr());
-                stopping.push(tokio::spawn(async move {
-                    let _ = agent.client().drain(&router, addr, grace).await;
-                    supervisor.stop().await;
-                }));
-            }
-        }
+        let handed: Vec<(String, SocketAddr, Supervisor)> = self
+            .instances
+            .list
+            .iter_mut()
+            .filter_map(|i| Some((i.id.clone(), i.addr(), i.supervisor.take()?)))
+            .collect();
+        let stopping: Vec<JoinHandle<()>> = handed
+            .into_iter()
+            .map(|(id, addr, supervisor)| self.drain_and_stop(&id, addr, supervisor, grace))
+            .collect();
         for task in stopping {
             let _ = task.await;
         }
+        // Forgotten here at once; their `Stopped` reports then find nothing left to forget.
         for instance in &self.instances.list {
             let _ = self.ctx.store.remove_instance(&instance.id);
         }
@@ -738,21 +768,8 @@ impl Controller {
                     .launch_paths(row.revision, &payload)
                     .ok()
                     .map(|(program, working_dir)| {
-                        let log_path = self
-                            .ctx
-                            .config
-                            .log_dir(&self.name)
-                            .join(format!("{}.log", row.id));
-                        let at = Placement {
-                            id: row.id.clone(),
-                            service: self.name.clone(),
-                            revision: row.revision,
-                            program,
-                            working_dir,
-                            port: row.port,
-                            log_path,
-                            data_dir: self.ctx.config.data_dir.clone(),
-                        };
+                        let at =
+                            self.placement(&row.id, row.revision, program, working_dir, row.port);
                         instance_spec(&payload, at)
                     })
                     .and_then(|spec| adopt(spec, &row))

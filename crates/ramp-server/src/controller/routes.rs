@@ -84,7 +84,7 @@ impl RouterLinks {
             .as_ref()
             .and_then(|r| build_table(r, &state.stacks, &ready))
         {
-            push_link(&mut self.main, ctx, spec.listen, table.spec().clone()).await;
+            push_link(&mut self.main, ctx, spec.listen, table).await;
         }
         let preview_listen = match &spec.strategy {
             Strategy::BlueGreen(b) => b.preview_listen,
@@ -93,7 +93,7 @@ impl RouterLinks {
         match (want.preview.as_ref(), preview_listen) {
             (Some(routes), Some(listen)) => {
                 if let Some(table) = build_table(routes, &state.stacks, &ready) {
-                    push_link(&mut self.preview, ctx, listen, table.spec().clone()).await;
+                    push_link(&mut self.preview, ctx, listen, table).await;
                 }
             }
             _ if self.preview.pushed.is_some() => {
