@@ -1,5 +1,5 @@
-//! `ramp apply | get | history | promote | pause | ... | logs | events`: clients of the API,
-//! kubectl style.
+//! `ramp apply | get | history | promote | pause | ... | logs | events | incident`: clients of
+//! the API, kubectl style.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -21,6 +21,8 @@ pub(crate) enum Output {
     Json,
     /// The API's answer as YAML.
     Yaml,
+    /// A Markdown document (`ramp incident`).
+    Markdown,
 }
 
 fn print_value(value: &Value, output: Output) -> anyhow::Result<()> {
@@ -30,6 +32,7 @@ fn print_value(value: &Value, output: Output) -> anyhow::Result<()> {
             "{}",
             serde_saphyr::to_string(value).context("cannot render YAML")?
         ),
+        Output::Markdown => bail!("-o markdown is supported by `ramp incident` only"),
     }
     Ok(())
 }
@@ -423,6 +426,95 @@ pub(crate) async fn events(
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `ramp incident [ID]`: the incidents (rolled-back rollouts), newest first, or one of them.
+pub(crate) async fn incident(
+    client: &ApiClient,
+    id: Option<u64>,
+    service: Option<&str>,
+    limit: usize,
+    output: Output,
+) -> anyhow::Result<()> {
+    match id {
+        Some(id) => show_incident(client, id, output).await,
+        None => list_incidents(client, service, limit, output).await,
+    }
+}
+
+/// One incident: the server's Markdown rendering for people, its record for machines.
+async fn show_incident(client: &ApiClient, id: u64, output: Output) -> anyhow::Result<()> {
+    let path = format!("/api/v1/incidents/{id}");
+    match output {
+        Output::Table | Output::Markdown => {
+            let text = client
+                .call("GET", &format!("{path}?format=markdown"), None)
+                .await?;
+            println!("{}", text.trim_end());
+            Ok(())
+        }
+        Output::Json | Output::Yaml => print_value(&client.get_json(&path).await?, output),
+    }
+}
+
+async fn list_incidents(
+    client: &ApiClient,
+    service: Option<&str>,
+    limit: usize,
+    output: Output,
+) -> anyhow::Result<()> {
+    let mut path = format!("/api/v1/incidents?limit={limit}");
+    if let Some(name) = service {
+        path.push_str(&format!("&service={}", path_segment(name)?));
+    }
+    let answer = client.get_json(&path).await?;
+    if matches!(output, Output::Json | Output::Yaml) {
+        return print_value(&answer, output);
+    }
+    let list = answer["incidents"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        let whose = service.map_or(String::new(), |s| format!(" of service {s}"));
+        println!("No incidents{whose}. One is recorded whenever a rollout is rolled back.");
+        return Ok(());
+    }
+    let header = [
+        "ID", "TIME", "SERVICE", "ROLLOUT", "REVISION", "TRIGGER", "REASON",
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|i| {
+            let number = |key: &str| i[key].as_u64().map_or("-".into(), |n| n.to_string());
+            let text = |key: &str| {
+                let t = i[key].as_str().unwrap_or("-");
+                t.split_whitespace().collect::<Vec<_>>().join(" ")
+            };
+            vec![
+                number("id"),
+                text("at"),
+                text("service"),
+                number("rollout"),
+                number("revision"),
+                text("trigger"),
+                text("reason"),
+            ]
+        })
+        .collect();
+    if output == Output::Markdown {
+        print_markdown_table(&header, &rows);
+    } else {
+        print_table(&header, &rows);
+    }
+    Ok(())
+}
+
+/// A Markdown table (cells are single-line already; `|` is escaped).
+fn print_markdown_table(header: &[&str], rows: &[Vec<String>]) {
+    println!("| {} |", header.join(" | "));
+    println!("|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        println!("| {} |", cells.join(" | "));
     }
 }
 

@@ -163,6 +163,18 @@ enum Command {
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// Rolled-back rollouts: list them, or show one with its metrics and timeline
+    /// (`-o markdown` for a post-mortem draft).
+    Incident {
+        /// The incident to show; without it, incidents are listed, newest first.
+        id: Option<u64>,
+        /// Only incidents of this service.
+        #[arg(long, conflicts_with = "id")]
+        service: Option<String>,
+        /// List at most this many (the newest).
+        #[arg(long, default_value_t = 50, conflicts_with = "id")]
+        limit: usize,
+    },
     /// Run a small HTTP service whose behaviour (version, errors, latency) is set by flags.
     DemoApp(demo_app::DemoAppArgs),
     /// Show the router at work: weighted split, sticky users, header routes, draining, metrics.
@@ -175,6 +187,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Refused before anything runs: an `apply` would otherwise happen and then fail to print.
+    if cli.output == commands::Output::Markdown && !matches!(cli.command, Command::Incident { .. })
+    {
+        eprintln!("error: -o markdown is supported by `ramp incident` only");
+        return ExitCode::from(2);
+    }
     // Walk-throughs print their own story; logs would drown it unless asked for.
     let quiet = matches!(cli.command, Command::Quickstart | Command::Demo { .. });
     init_logging(if quiet { "warn" } else { "info" });
@@ -255,6 +273,9 @@ fn main() -> ExitCode {
             Command::Delete { name } => commands::delete(&client()?, &name).await,
             Command::Events { name, follow } => {
                 commands::events(&client()?, name.as_deref(), follow, output).await
+            }
+            Command::Incident { id, service, limit } => {
+                commands::incident(&client()?, id, service.as_deref(), limit, output).await
             }
             Command::Proxy { config } => proxy_cmd::run(&config).await,
             Command::RouterAgent { socket } => agent_cmd::run(&socket).await,

@@ -1,8 +1,9 @@
 //! `ramp quickstart`: a real canary rollout, start to end, on this machine.
 //!
 //! It starts an embedded control plane in a fresh data directory, deploys the demo service,
-//! sends steady load through its router, rolls out a faulty v2 as a canary and aborts it, then
-//! rolls out a good v3 and promotes it, printing what happens as it happens.
+//! sends steady load through its router, rolls out a faulty v2 as a canary that Ramp's
+//! analysis catches and rolls back by itself, then rolls out a good v3 that Ramp promotes by
+//! itself, printing what happens as it happens and how long detection and rollback took.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,14 +20,27 @@ use crate::api_client::ApiClient;
 use crate::load::Conn;
 
 /// Requests per second the quickstart sends through the router.
-const RATE: u64 = 100;
+const RATE: u64 = 200;
+
+/// Share of requests v1 and v3 fail (a realistic background of errors)...
+const NORMAL_ERROR_RATE: f64 = 0.01;
+/// ... and v2, the bad version.
+const BAD_ERROR_RATE: f64 = 0.05;
 
 /// One answered (or failed) request: when it was sent, which revision served it, its status.
 #[derive(Debug, Clone)]
 struct Sample {
     sent: Instant,
+    /// `sent` on the wall clock, in ms since the epoch (to compare with the event log).
+    wall_ms: u64,
     revision: String,
     status: u16,
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Steady load through the router, recorded request by request.
@@ -53,6 +67,7 @@ impl Load {
                             conn = Conn::open(addr).await.ok();
                         }
                         let sent = Instant::now();
+                        let wall_ms = wall_ms();
                         let result = match conn.as_mut() {
                             Some(c) => c.get(&[]).await.ok(),
                             None => None,
@@ -66,6 +81,7 @@ impl Load {
                             .unwrap_or_else(|e| e.into_inner())
                             .push(Sample {
                                 sent,
+                                wall_ms,
                                 revision,
                                 status,
                             });
@@ -83,6 +99,14 @@ impl Load {
     fn since(&self, from: Instant) -> Vec<Sample> {
         let all = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         all.iter().filter(|s| s.sent >= from).cloned().collect()
+    }
+
+    /// Every sample so far (the load goes on).
+    fn stop_view(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn stop(self) -> Vec<Sample> {
@@ -149,10 +173,10 @@ spec:
     canary:
       stickiness: {{header: x-user}}
       steps:
-        - setWeight: 20
-        - pause: {{duration: 3s}}
+        - setWeight: 10
+        - pause: {{duration: 20s}}
         - setWeight: 50
-        - pause: {{}}
+        - pause: {{duration: 5s}}
 "#,
         ramp = ramp.display()
     )
@@ -200,86 +224,114 @@ async fn walk_through(api: &ApiClient, ramp: &Path, data_dir: &Path) -> anyhow::
         std::fs::write(&path, spec("demo", listen, ramp, version, error_rate))?;
         Ok(path)
     };
+    let percent = |rate: f64| rate * 100.0;
 
     println!("\n1. Deploy v1 (2 instances of `ramp demo-app` behind the router on {listen})");
-    apply(api, &write("v1", 0.0)?).await?;
+    println!(
+        "   v1 fails {}% of requests, like a real service with a background of errors.",
+        percent(NORMAL_ERROR_RATE)
+    );
+    apply(api, &write("v1", NORMAL_ERROR_RATE)?).await?;
     wait_for(api, Duration::from_secs(30), |s| {
         s.stable_revision == Some(1) && done(s)
     })
     .await?;
     println!("   v1 is stable. Sending {RATE} requests/s through the router from now on.");
-    let load = Load::start(listen, 4);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let load = Load::start(listen, 8);
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
+    println!("\n2. Roll out v2 as a canary: setWeight 10, pause 20s, setWeight 50, pause 5s.");
     println!(
-        "\n2. Roll out v2 as a canary: setWeight 20, pause 3s, setWeight 50, pause (for a person)"
+        "   v2 is bad: it fails {}% of requests. Nobody is watching; Ramp's analysis compares \
+         v2 with v1 request by request (sequential test, false-alarm rate 1%).",
+        percent(BAD_ERROR_RATE)
     );
-    println!("   (v2 answers 5% of requests with 500)");
-    apply(api, &write("v2", 0.05)?).await?;
-    follow(api, &load, Duration::from_secs(30), |s| {
-        paused_indefinitely(s)
+    apply(api, &write("v2", BAD_ERROR_RATE)?).await?;
+    follow(api, &load, Duration::from_secs(60), |s| {
+        s.rollout.as_ref().is_some_and(|r| r.phase == "Aborted")
     })
     .await?;
-
-    println!("\n3. v2 shows errors: abort. Traffic goes back to v1 in one routing change.");
-    let before = Instant::now();
-    post(api, "abort").await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = load.since(before);
-    let last_v2 = after
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = api.get_json("/api/v1/events?service=demo").await?;
+    let event_at = |kind: &str| {
+        events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["kind"] == kind)
+            .filter_map(|e| e["atMs"].as_u64())
+            .next_back()
+    };
+    let samples = load.stop_view();
+    let first_v2 = samples
         .iter()
         .filter(|s| s.revision == "r2")
-        .map(|s| s.sent)
+        .map(|s| s.wall_ms)
+        .min();
+    let last_v2 = samples
+        .iter()
+        .filter(|s| s.revision == "r2")
+        .map(|s| s.wall_ms)
         .max();
-    let to_stable = last_v2.map_or(Duration::ZERO, |t| t.saturating_duration_since(before));
-    println!(
-        "   every request sent {:.1} ms after the abort call was served by v1; since then: {}",
-        to_stable.as_secs_f64() * 1000.0,
-        split(&load.since(before + to_stable + Duration::from_millis(1)))
-    );
+    let verdict = event_at("AnalysisFailed");
+    if let (Some(first), Some(last), Some(verdict)) = (first_v2, last_v2, verdict) {
+        println!(
+            "   Detected: the analysis failed v2 {:.1} s after it started serving.",
+            verdict.saturating_sub(first) as f64 / 1000.0
+        );
+        println!(
+            "   Rolled back: the last request v2 served was sent {} ms after the verdict; \
+             every later one went to v1.",
+            last.saturating_sub(verdict)
+        );
+    }
+    let incidents = api.get_json("/api/v1/incidents?service=demo").await?;
+    if let Some(incident) = incidents["incidents"].as_array().and_then(|l| l.first()) {
+        println!(
+            "   Incident {} recorded: {}",
+            incident["id"],
+            incident["reason"].as_str().unwrap_or("")
+        );
+        println!(
+            "   (read it with `ramp incident {} -o markdown`)",
+            incident["id"]
+        );
+    }
 
-    println!("\n4. Roll out a good v3 the same way, then promote it at the manual pause");
-    apply(api, &write("v3", 0.0)?).await?;
-    follow(api, &load, Duration::from_secs(30), |s| {
-        paused_indefinitely(s)
-    })
-    .await?;
-    post(api, "promote").await?;
-    follow(api, &load, Duration::from_secs(30), |s| {
+    println!("\n3. Roll out a good v3 the same way. Nobody promotes it either.");
+    apply(api, &write("v3", NORMAL_ERROR_RATE)?).await?;
+    follow(api, &load, Duration::from_secs(90), |s| {
         s.stable_revision == Some(3) && done(s)
     })
     .await?;
+    println!("   The analysis found nothing wrong with v3: Ramp promoted it step by step.");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let samples = load.stop().await;
     let failed = samples.iter().filter(|s| s.status == 0).count();
     let errors = samples.iter().filter(|s| s.status >= 500).count();
-    println!("\n5. Timeline (from the event log)");
+    println!("\n4. Timeline (from the event log)");
     let events = api.get_json("/api/v1/events?service=demo").await?;
     for e in events["events"].as_array().into_iter().flatten() {
         let at = e["at"].as_str().unwrap_or("");
         let time = at.get(11..23).unwrap_or(at);
         println!(
-            "   {time}  {:<16} {}",
+            "   {time}  {:<20} {}",
             e["kind"].as_str().unwrap_or(""),
             e["message"].as_str().unwrap_or("")
         );
     }
     println!(
-        "\n   Load: {} requests, {} failed to get an answer, {} answered 5xx (all by v2 while it was a canary).",
+        "\n   Load: {} requests, {} failed to get an answer, {} answered 5xx by the demo app.",
         samples.len(),
         failed,
         errors
     );
-    println!(
-        "   Abort to stable: {:.1} ms.",
-        to_stable.as_secs_f64() * 1000.0
-    );
     println!("\nWhere to look next (run your own server with `ramp server`, then):");
     println!("   ramp apply -f demo.yaml           # create or change a service");
-    println!("   ramp get rollout demo --watch     # steps, weights, instances, live");
+    println!("   ramp get rollout demo --watch     # steps, weights, analysis, instances, live");
     println!("   ramp promote demo | ramp abort demo | ramp undo demo | ramp history demo");
-    println!("   ramp events demo                  # who did what, when");
+    println!("   ramp events demo | ramp incident  # who did what, when; what went wrong");
     println!("   curl http://127.0.0.1:7070/api/v1/openapi.json");
     if failed > 0 {
         bail!("{failed} requests failed during the quickstart");
@@ -303,15 +355,6 @@ async fn apply(api: &ApiClient, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn post(api: &ApiClient, action: &str) -> anyhow::Result<()> {
-    api.post_json(
-        &format!("/api/v1/services/demo/{action}"),
-        serde_json::Value::Null,
-    )
-    .await?;
-    Ok(())
-}
-
 async fn status(api: &ApiClient) -> anyhow::Result<ServiceStatus> {
     let answer = api.get_json("/api/v1/services/demo").await?;
     Ok(serde_json::from_value(answer["status"].clone())?)
@@ -321,12 +364,6 @@ fn done(s: &ServiceStatus) -> bool {
     s.rollout
         .as_ref()
         .is_some_and(|r| r.phase == "Completed" || r.phase == "Aborted")
-}
-
-fn paused_indefinitely(s: &ServiceStatus) -> bool {
-    s.rollout
-        .as_ref()
-        .is_some_and(|r| r.phase == "Paused" && r.step_name.as_deref() == Some("pause"))
 }
 
 async fn wait_for(

@@ -12,7 +12,7 @@ pub use duration::parse_duration;
 pub use error::{ModelError, Problem};
 pub use proxy::{ProxyConfig, Timeouts};
 pub use service::{
-    BlueGreen, Canary, CanaryStep, Check, IntOrPercent, Probe, ProbeAction, Rolling, ServiceSpec,
-    StopPolicy, Strategy, Template, same_socket,
+    BackgroundAnalysis, Baseline, BlueGreen, Canary, CanaryStep, Check, IntOrPercent, Probe,
+    ProbeAction, Rolling, ServiceSpec, StopPolicy, Strategy, Template, same_socket,
 };
 pub use syntax::{is_token, parse_socket_addr};

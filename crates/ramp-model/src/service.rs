@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ramp_analysis::{AnalysisRef, AnalysisTemplate};
 use ramp_route::{Condition, Source};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,6 +22,8 @@ pub use validate::same_socket;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_analysis;
 
 /// A validated service spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +42,8 @@ pub struct ServiceSpec {
     pub template: Template,
     /// How a new revision replaces the old one.
     pub strategy: Strategy,
+    /// Analysis templates the strategy refers to by name (`spec.analysisTemplates`).
+    pub analysis_templates: Vec<AnalysisTemplate>,
 }
 
 impl ServiceSpec {
@@ -88,10 +93,23 @@ impl ServiceSpec {
     /// (mirror) removes the route. A match item is `headerName` with an optional
     /// `headerValue`, or `cookieName` with an optional `cookieValue`; the value is one of
     /// `exact`, `prefix` or `regex` (matching the whole value), and left out means present.
+    ///
+    /// Analysis: metrics default to Argo Rollouts' limits (`failureLimit` 0,
+    /// `inconclusiveLimit` 0, `consecutiveErrorLimit` 4), Prometheus and web `timeout` 10s,
+    /// command `timeout` 60s. A canary without `analysis` runs Ramp's default judge in the
+    /// background from step 0 (`enabled: false` turns it off); a use of templates that names
+    /// none means that default judge too. Every template named must be declared, every
+    /// argument without a default given, and every argument given declared.
     pub fn from_yaml(text: &str) -> Result<ServiceSpec, ModelError> {
         let doc: doc::ServiceDoc =
             serde_saphyr::from_str(text).map_err(|e| ModelError::from_parser(&e, text))?;
         doc.validate()
+    }
+
+    /// The analysis template named `name`. Every name an [`AnalysisRef`] of a validated spec
+    /// uses is found here; turning references into runs is the control plane's job.
+    pub fn template(&self, name: &str) -> Option<&AnalysisTemplate> {
+        self.analysis_templates.iter().find(|t| t.name == name)
     }
 }
 
@@ -274,12 +292,14 @@ pub enum Strategy {
 }
 
 /// Rolling update bounds (resolved against `replicas`: surge rounds up, unavailable down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rolling {
     /// Instances above `replicas` allowed during the update (default 25%).
     pub max_surge: IntOrPercent,
     /// Instances below `replicas` allowed during the update (default 25%).
     pub max_unavailable: IntOrPercent,
+    /// Run after each batch becomes ready; the next batch waits for its verdict.
+    pub analysis: Option<AnalysisRef>,
 }
 
 impl Rolling {
@@ -294,11 +314,12 @@ impl Rolling {
 }
 
 impl Default for Rolling {
-    /// 25% surge, 25% unavailable.
+    /// 25% surge, 25% unavailable, no analysis.
     fn default() -> Self {
         Rolling {
             max_surge: IntOrPercent::Percent(25),
             max_unavailable: IntOrPercent::Percent(25),
+            analysis: None,
         }
     }
 }
@@ -310,6 +331,11 @@ pub struct BlueGreen {
     pub preview_listen: Option<SocketAddr>,
     /// Checks the preview stack must pass before it is promoted.
     pub pre_promotion_checks: Vec<Check>,
+    /// Analysis of the preview stack; promotion waits for a successful verdict.
+    pub pre_promotion_analysis: Option<AnalysisRef>,
+    /// Analysis of the new stack once it takes all traffic; a failure switches back while the
+    /// previous stack is still up.
+    pub post_promotion_analysis: Option<AnalysisRef>,
     /// Promote without a person once the checks pass, after this delay; `None` waits for
     /// `ramp promote`.
     pub auto_promotion_delay: Option<Duration>,
@@ -319,11 +345,14 @@ pub struct BlueGreen {
 }
 
 impl Default for BlueGreen {
-    /// No preview listener, no checks, promotion by a person, 30s scale-down delay.
+    /// No preview listener, no checks or analysis, promotion by a person, 30s scale-down
+    /// delay.
     fn default() -> Self {
         BlueGreen {
             preview_listen: None,
             pre_promotion_checks: Vec::new(),
+            pre_promotion_analysis: None,
+            post_promotion_analysis: None,
             auto_promotion_delay: None,
             scale_down_delay: Duration::from_secs(30),
         }
@@ -360,6 +389,32 @@ pub struct Canary {
     pub stickiness: Option<Source>,
     /// How long the previous revision stays up after promotion (default 30s).
     pub scale_down_delay: Duration,
+    /// What the canary is compared with (default [`Baseline::Stable`]).
+    pub baseline: Baseline,
+    /// Analysis running in the background from a step to the end of the canary; `None` when
+    /// turned off (`enabled: false`). Left out, it is Ramp's default judge from step 0.
+    pub analysis: Option<BackgroundAnalysis>,
+}
+
+/// What a canary is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Baseline {
+    /// The stable revision's own instances (default): nothing extra runs, but they have been
+    /// up for longer than the canary and serve most of the traffic.
+    #[default]
+    Stable,
+    /// A baseline stack of the stable revision started with the canary and sized and weighted
+    /// like it, so the two differ only in their revision.
+    Fresh,
+}
+
+/// Analysis over the whole canary, alongside its steps.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackgroundAnalysis {
+    /// The templates and arguments; no templates means Ramp's default judge.
+    pub analysis: AnalysisRef,
+    /// Index of the step it starts at (default 0).
+    pub starting_step: usize,
 }
 
 /// One canary step.
@@ -385,11 +440,6 @@ pub enum CanaryStep {
         /// Conditions that must all hold (none = every request).
         conditions: Vec<Condition>,
     },
-    /// Run analysis templates and wait for their verdict.
-    Analysis {
-        /// Template names.
-        templates: Vec<String>,
-        /// Template arguments.
-        args: BTreeMap<String, String>,
-    },
+    /// Run analysis templates (none: Ramp's default judge) and wait for their verdict.
+    Analysis(AnalysisRef),
 }

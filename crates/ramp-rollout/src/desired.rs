@@ -2,8 +2,9 @@
 
 use ramp_model::{CanaryStep, ServiceSpec, Strategy};
 
-use crate::output::{Desired, Mirror, PinnedRoute, Routes, Split};
-use crate::state::{Checks, Phase, RolloutKind, ServiceState};
+use crate::input::AnalysisKind;
+use crate::output::{Desired, Mirror, PinnedRoute, Routes, Split, WantedAnalysis};
+use crate::state::{Checks, PauseReason, Phase, Rollout, RolloutKind, ServiceState, Stage};
 
 /// What the world should look like for this state.
 pub fn desired(state: &ServiceState, spec: &ServiceSpec) -> Desired {
@@ -23,13 +24,24 @@ pub fn desired(state: &ServiceState, spec: &ServiceSpec) -> Desired {
         None => state.stable.map(|s| per_instance(vec![s])),
         Some(r) => match (r.kind, &spec.strategy) {
             (RolloutKind::Initial, _) => Some(per_instance(vec![r.to])),
+            (RolloutKind::Update, Strategy::BlueGreen(_)) if r.analysis.switched => {
+                Some(per_instance(vec![r.to]))
+            }
             (RolloutKind::Undo, _) | (RolloutKind::Update, Strategy::BlueGreen(_)) => {
                 r.from.map(|f| per_instance(vec![f]))
             }
             (RolloutKind::Update, Strategy::Canary(canary)) => {
                 let mut split: Vec<(u64, u32)> = Vec::new();
-                if let Some(from) = r.from.filter(|_| r.weight < 100) {
-                    split.push((from, 100 - r.weight));
+                // A fresh baseline gets the canary's share (as far as there is room for it).
+                let baseline_weight = match r.baseline {
+                    Some(_) if r.weight > 0 => r.weight.min(100 - r.weight),
+                    _ => 0,
+                };
+                if let Some(from) = r.from.filter(|_| r.weight + baseline_weight < 100) {
+                    split.push((from, 100 - r.weight - baseline_weight));
+                }
+                if let Some(baseline) = r.baseline.filter(|_| baseline_weight > 0) {
+                    split.push((baseline, baseline_weight));
                 }
                 if r.weight > 0 {
                     split.push((r.to, r.weight));
@@ -73,18 +85,67 @@ pub fn desired(state: &ServiceState, spec: &ServiceSpec) -> Desired {
     let run_checks = blue_green
         .filter(|r| matches!(r.checks, Checks::Running))
         .map(|r| (r.id, r.to));
-    let run_analysis = match &spec.strategy {
-        Strategy::Canary(c) => active
-            .filter(|r| r.kind == RolloutKind::Update && r.phase == Phase::Progressing)
-            .filter(|r| matches!(c.steps.get(r.step), Some(CanaryStep::Analysis { .. })))
-            .map(|r| (r.id, r.step)),
-        _ => None,
-    };
+    let analyses = active.map_or_else(Vec::new, |r| wanted_analyses(r, spec));
     Desired {
         stacks,
         main,
         preview,
         run_checks,
-        run_analysis,
+        analyses,
     }
+}
+
+/// The analyses a rollout needs running now.
+fn wanted_analyses(r: &Rollout, spec: &ServiceSpec) -> Vec<WantedAnalysis> {
+    if r.kind != RolloutKind::Update {
+        return Vec::new();
+    }
+    let want = |kind| WantedAnalysis {
+        rollout: r.id,
+        kind,
+        canary: r.to,
+        baseline: r.baseline.or(r.from),
+    };
+    let mut wanted = Vec::new();
+    match &spec.strategy {
+        Strategy::Canary(c) => {
+            let at_analysis_step = matches!(c.steps.get(r.step), Some(CanaryStep::Analysis(_)));
+            if r.phase == Phase::Progressing && at_analysis_step {
+                wanted.push(want(AnalysisKind::Step(r.step)));
+            }
+            // A person is deciding after an inconclusive verdict: nothing runs meanwhile.
+            let deciding = matches!(
+                r.phase,
+                Phase::Paused {
+                    reason: PauseReason::Inconclusive { .. }
+                }
+            );
+            if let Some(background) = &c.analysis
+                && !r.analysis.background_done
+                && !deciding
+                && r.step >= background.starting_step
+            {
+                wanted.push(want(AnalysisKind::Background));
+            }
+        }
+        Strategy::BlueGreen(_) => {
+            if r.analysis.pre_promotion == Stage::Running && r.phase == Phase::Progressing {
+                wanted.push(want(AnalysisKind::PrePromotion));
+            }
+            if r.analysis.post_promotion == Stage::Running && r.phase == Phase::Progressing {
+                wanted.push(want(AnalysisKind::PostPromotion));
+            }
+        }
+        Strategy::Rolling(_) => {
+            if let Some(n) = r
+                .analysis
+                .batch_pending
+                .filter(|_| r.phase == Phase::Progressing)
+            {
+                wanted.push(want(AnalysisKind::Batch(n)));
+            }
+        }
+        Strategy::Recreate => {}
+    }
+    wanted
 }

@@ -86,12 +86,12 @@ pub enum Input {
         /// What they found.
         detail: String,
     },
-    /// An analysis step finished.
+    /// An analysis finished.
     AnalysisFinished {
         /// Rollout it ran for.
         rollout: u64,
-        /// Canary step index it ran for.
-        step: usize,
+        /// Which of the rollout's analyses.
+        kind: AnalysisKind,
         /// The verdict.
         verdict: Verdict,
         /// What it found.
@@ -109,4 +109,33 @@ pub enum Verdict {
     Inconclusive,
     /// Abort.
     Failed,
+}
+
+/// Which analysis of a rollout: the moments Argo Rollouts runs analysis at, plus rolling
+/// batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "at")]
+pub enum AnalysisKind {
+    /// A canary `analysis` step (its index); the rollout waits for it.
+    Step(usize),
+    /// The canary's background analysis, from `startingStep` until the rollout ends.
+    Background,
+    /// Blue-green, before the switch.
+    PrePromotion,
+    /// Blue-green, after the switch and before the rollout completes.
+    PostPromotion,
+    /// Rolling: after a batch is up (the number of new instances), before the next.
+    Batch(u32),
+}
+
+impl std::fmt::Display for AnalysisKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalysisKind::Step(i) => write!(f, "step {}", i + 1),
+            AnalysisKind::Background => f.write_str("background analysis"),
+            AnalysisKind::PrePromotion => f.write_str("pre-promotion analysis"),
+            AnalysisKind::PostPromotion => f.write_str("post-promotion analysis"),
+            AnalysisKind::Batch(n) => write!(f, "batch of {n} instances"),
+        }
+    }
 }

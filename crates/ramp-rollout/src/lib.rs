@@ -15,10 +15,10 @@ mod state;
 mod strategies;
 
 pub use desired::desired;
-pub use input::{Command, Input, StackStatus, Verdict, World};
+pub use input::{AnalysisKind, Command, Input, StackStatus, Verdict, World};
 pub use machine::{Transition, step};
-pub use output::{Desired, Event, Mirror, PinnedRoute, Rejected, Routes, Split};
+pub use output::{Desired, Event, Mirror, PinnedRoute, Rejected, Routes, Split, WantedAnalysis};
 pub use state::{
-    Checks, HeaderRoute, Millis, MirrorRoute, PauseReason, Phase, Retiring, Rollout, RolloutKind,
-    ServiceState, Stack,
+    AnalysisProgress, Checks, HeaderRoute, Millis, MirrorRoute, PauseReason, Phase, Retiring,
+    Rollout, RolloutKind, ServiceState, Stack, Stage,
 };

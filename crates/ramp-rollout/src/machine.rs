@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use ramp_model::{ServiceSpec, Strategy};
 
-use crate::input::{Command, Input, Verdict, World};
+use crate::input::{AnalysisKind, Command, Input, Verdict, World};
 use crate::output::{Event, Rejected};
 use crate::state::{
-    Checks, Millis, PauseReason, Phase, Retiring, Rollout, RolloutKind, ServiceState, Stack,
+    AnalysisProgress, Checks, Millis, PauseReason, Phase, Retiring, Rollout, RolloutKind,
+    ServiceState, Stack, Stage,
 };
 use crate::strategies;
 
@@ -44,10 +45,10 @@ pub fn step(
         } => m.checks_finished(*rollout, *passed, detail),
         Input::AnalysisFinished {
             rollout,
-            step,
+            kind,
             verdict,
             detail,
-        } => m.analysis_finished(*rollout, *step, *verdict, detail),
+        } => m.analysis_finished(*rollout, *kind, *verdict, detail),
     }
     Ok(Transition {
         state: m.s,
@@ -97,7 +98,7 @@ impl Machine<'_> {
         self.stack(id).map_or(0, |s| s.replicas)
     }
 
-    fn new_stack(&mut self, revision: u64, replicas: u32) -> u64 {
+    pub(crate) fn new_stack(&mut self, revision: u64, replicas: u32) -> u64 {
         let id = self.s.next_stack;
         self.s.next_stack += 1;
         self.s.stacks.push(Stack {
@@ -182,6 +183,8 @@ impl Machine<'_> {
             seen_old: 0,
             started: self.now,
             finished: None,
+            baseline: None,
+            analysis: AnalysisProgress::default(),
         });
         let to_revision = self.revision_of(to);
         let message = match (kind, from.map(|f| self.revision_of(f))) {
@@ -287,8 +290,27 @@ impl Machine<'_> {
         let Some(r) = self.rollout_mut() else {
             return Ok(());
         };
+        let overridden = match &r.phase {
+            Phase::Paused {
+                reason:
+                    PauseReason::Inconclusive {
+                        analysis: Some(kind),
+                        ..
+                    },
+            } => Some(*kind),
+            _ => None,
+        };
         r.phase = Phase::Progressing;
         r.last_progress = now;
+        if let Some(kind) = overridden.filter(|_| !full) {
+            // A person decides what the analysis could not: as if it had passed.
+            self.event(
+                "Promoted",
+                format!("rollout {id}: promoted past the inconclusive {kind}"),
+            );
+            self.analysis_passed(kind);
+            return Ok(());
+        }
         if full {
             r.skip_to_end = true;
             self.event(
@@ -414,41 +436,80 @@ impl Machine<'_> {
         }
     }
 
-    fn analysis_finished(&mut self, rollout: u64, step: usize, verdict: Verdict, detail: &str) {
-        let Some(r) = self
-            .rollout_mut()
-            .filter(|r| r.id == rollout && r.step == step)
-        else {
-            return;
+    fn analysis_finished(
+        &mut self,
+        rollout: u64,
+        kind: AnalysisKind,
+        verdict: Verdict,
+        detail: &str,
+    ) {
+        let Some(r) = self.active().filter(|r| r.id == rollout) else {
+            return; // a late verdict for a rollout that is over
         };
-        if r.phase != Phase::Progressing {
+        // Only the analysis that is still wanted may decide.
+        let current = match kind {
+            AnalysisKind::Step(step) => r.step == step && r.phase == Phase::Progressing,
+            AnalysisKind::Background => !r.analysis.background_done,
+            AnalysisKind::PrePromotion => r.analysis.pre_promotion == Stage::Running,
+            AnalysisKind::PostPromotion => r.analysis.post_promotion == Stage::Running,
+            AnalysisKind::Batch(n) => r.analysis.batch_pending == Some(n),
+        };
+        if !current {
             return;
         }
-        let label = step + 1;
         match verdict {
             Verdict::Successful => {
                 self.event(
                     "AnalysisSuccessful",
-                    format!("rollout {rollout}: analysis at step {label} passed: {detail}"),
+                    format!("rollout {rollout}: {kind} passed: {detail}"),
                 );
-                strategies::canary::next_step(self);
+                self.analysis_passed(kind);
             }
             Verdict::Inconclusive => {
                 if let Some(r) = self.rollout_mut() {
                     r.phase = Phase::Paused {
                         reason: PauseReason::Inconclusive {
                             detail: detail.to_string(),
+                            analysis: Some(kind),
                         },
                     };
                 }
-                self.event("AnalysisInconclusive", format!("rollout {rollout}: analysis at step {label} is inconclusive, waiting for a person: {detail}"));
+                self.event(
+                    "AnalysisInconclusive",
+                    format!(
+                        "rollout {rollout}: {kind} is inconclusive, waiting for a person: {detail}"
+                    ),
+                );
             }
             Verdict::Failed => {
                 self.event(
                     "AnalysisFailed",
-                    format!("rollout {rollout}: analysis at step {label} failed: {detail}"),
+                    format!("rollout {rollout}: {kind} failed: {detail}"),
                 );
-                self.abort(format!("analysis failed at step {label}: {detail}"));
+                self.abort(format!("{kind} failed: {detail}"));
+            }
+        }
+    }
+
+    /// An analysis passed, or a person promoted past an inconclusive one: the rollout goes on.
+    fn analysis_passed(&mut self, kind: AnalysisKind) {
+        let Some(r) = self.rollout_mut() else {
+            return;
+        };
+        match kind {
+            AnalysisKind::Step(_) => strategies::canary::next_step(self),
+            AnalysisKind::Background => r.analysis.background_done = true,
+            AnalysisKind::PrePromotion => {
+                r.analysis.pre_promotion = Stage::Passed;
+                strategies::blue_green::after_checks(self);
+            }
+            AnalysisKind::PostPromotion => {
+                r.analysis.post_promotion = Stage::Passed;
+                self.complete(true);
+            }
+            AnalysisKind::Batch(n) => {
+                r.analysis.batch_verified = n;
+                r.analysis.batch_pending = None;
             }
         }
     }
@@ -469,9 +530,12 @@ impl Machine<'_> {
         r.weight = 0;
         r.header_routes.clear();
         r.mirror_routes.clear();
-        let (id, from, to) = (r.id, r.from, r.to);
+        let (id, from, to, baseline) = (r.id, r.from, r.to, r.baseline);
         if let Some(from) = from {
             self.set_replicas(from, replicas);
+        }
+        if let Some(baseline) = baseline {
+            self.set_replicas(baseline, 0);
         }
         if from != Some(to) {
             self.retire(to, now + millis(delay));
@@ -498,7 +562,10 @@ impl Machine<'_> {
         r.weight = 100;
         r.header_routes.clear();
         r.mirror_routes.clear();
-        let (id, from, to) = (r.id, r.from, r.to);
+        let (id, from, to, baseline) = (r.id, r.from, r.to, r.baseline);
+        if let Some(baseline) = baseline {
+            self.set_replicas(baseline, 0);
+        }
         self.s.stable = Some(to);
         if let Some(from) = from {
             self.retire(from, now + millis(delay));

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use ramp_route::{Condition, Source};
 
+use crate::input::AnalysisKind;
+
 /// How a set of stacks shares a listener's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,8 +78,23 @@ pub struct Desired {
     pub preview: Option<Routes>,
     /// Blue-green checks to run against this stack, for this rollout.
     pub run_checks: Option<(u64, u64)>,
-    /// Analysis to run: `(rollout, canary step index)`.
-    pub run_analysis: Option<(u64, usize)>,
+    /// Analyses that should be running now. One that is running and no longer listed is
+    /// stopped; its verdict no longer matters.
+    pub analyses: Vec<WantedAnalysis>,
+}
+
+/// An analysis that should run: which one, and which stacks it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WantedAnalysis {
+    /// The rollout it belongs to.
+    pub rollout: u64,
+    /// Which of its analyses.
+    pub kind: AnalysisKind,
+    /// The stack under judgement.
+    pub canary: u64,
+    /// What it is compared with: the fresh baseline stack, else the previous stable stack.
+    pub baseline: Option<u64>,
 }
 
 /// Something that happened, for the event log.

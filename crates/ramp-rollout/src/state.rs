@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use ramp_route::Condition;
 
+use crate::input::AnalysisKind;
+
 /// Milliseconds since the Unix epoch (the caller's clock; tests pass a fake one).
 pub type Millis = u64;
 
@@ -134,6 +136,9 @@ pub enum PauseReason {
     Inconclusive {
         /// What the analysis said.
         detail: String,
+        /// Which analysis it was.
+        #[serde(default)]
+        analysis: Option<AnalysisKind>,
     },
 }
 
@@ -211,4 +216,43 @@ pub struct Rollout {
     pub started: Millis,
     /// When it completed or was aborted.
     pub finished: Option<Millis>,
+    /// Canary with `baseline: fresh`: the stack of new instances of the stable revision that
+    /// gets the canary's share, so the two are compared under the same conditions.
+    #[serde(default)]
+    pub baseline: Option<u64>,
+    /// Where the analyses outside canary steps stand.
+    #[serde(default)]
+    pub analysis: AnalysisProgress,
+}
+
+/// Analyses of a rollout that are not canary steps, and what became of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisProgress {
+    /// The canary's background analysis reached a verdict (or a person overrode it): it is
+    /// not started again for this rollout.
+    pub background_done: bool,
+    /// Blue-green pre-promotion analysis.
+    pub pre_promotion: Stage,
+    /// Blue-green post-promotion analysis.
+    pub post_promotion: Stage,
+    /// Blue-green: traffic has been switched to the new stack (post-promotion analysis runs).
+    pub switched: bool,
+    /// Rolling: new instances already judged good by the per-batch analysis.
+    pub batch_verified: u32,
+    /// Rolling: a batch of this many new instances is being judged.
+    pub batch_pending: Option<u32>,
+}
+
+/// Where a one-off analysis stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Not started.
+    #[default]
+    NotStarted,
+    /// Running; the control plane reports its verdict.
+    Running,
+    /// Passed, or a person promoted past it.
+    Passed,
 }

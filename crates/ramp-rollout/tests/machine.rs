@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ramp_model::{CanaryStep, IntOrPercent, Strategy};
-use ramp_rollout::{Command, Input, PauseReason, Phase, Split, Verdict};
+use ramp_rollout::{AnalysisKind, Command, Input, PauseReason, Phase, Split, Verdict};
 use ramp_route::{Condition, Source, ValueMatch};
 use support::{Sim, blue_green, canary, rolling, spec};
 
@@ -440,24 +440,22 @@ fn scale_and_restart() {
 fn analysis_step_waits_for_a_verdict() {
     let steps = vec![
         CanaryStep::SetWeight(20),
-        CanaryStep::Analysis {
-            templates: vec!["errors".into()],
-            args: Default::default(),
-        },
+        CanaryStep::Analysis(Default::default()),
         CanaryStep::SetWeight(60),
         CanaryStep::Pause(None),
     ];
     let mut sim = deployed(canary(steps.clone()), 2);
     sim.apply(2).unwrap();
-    assert!(sim.run_until(10_000, |s| s.desired().run_analysis.is_some()));
-    let (rollout, step) = sim.desired().run_analysis.unwrap();
-    assert_eq!(step, 1);
+    assert!(sim.run_until(10_000, |s| !s.desired().analyses.is_empty()));
+    let wanted = sim.desired().analyses[0];
+    let (rollout, kind) = (wanted.rollout, wanted.kind);
+    assert_eq!(kind, AnalysisKind::Step(1));
     sim.run_until(20_000, |_| false);
     assert_eq!(sim.traffic()[&2], 20.0, "no verdict, no progress");
 
     sim.input(Input::AnalysisFinished {
         rollout,
-        step,
+        kind,
         verdict: Verdict::Inconclusive,
         detail: "no data".into(),
     })
@@ -471,12 +469,12 @@ fn analysis_step_waits_for_a_verdict() {
 
     let mut failing = deployed(canary(steps), 2);
     failing.apply(2).unwrap();
-    assert!(failing.run_until(10_000, |s| s.desired().run_analysis.is_some()));
-    let (rollout, step) = failing.desired().run_analysis.unwrap();
+    assert!(failing.run_until(10_000, |s| !s.desired().analyses.is_empty()));
+    let wanted = failing.desired().analyses[0];
     failing
         .input(Input::AnalysisFinished {
-            rollout,
-            step,
+            rollout: wanted.rollout,
+            kind: wanted.kind,
             verdict: Verdict::Failed,
             detail: "error rate 5%".into(),
         })

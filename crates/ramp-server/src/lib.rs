@@ -11,6 +11,7 @@ mod api;
 mod config;
 mod controller;
 mod error;
+pub mod measure;
 mod payload;
 mod server;
 mod table;
@@ -18,7 +19,9 @@ mod table;
 pub use api::OPENAPI;
 pub use config::ServerConfig;
 pub use controller::ApplyOutcome;
-pub use controller::status::{InstanceView, RolloutView, ServiceStatus, StackView, TrafficShare};
+pub use controller::status::{
+    AnalysisView, InstanceView, RolloutView, ServiceStatus, StackView, TrafficShare,
+};
 pub use error::ServerError;
 pub use payload::Payload;
 pub use server::Server;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::events::{self, EventQuery, EventRow, NewEvent};
+use crate::incidents::{self, IncidentRow, NewIncident};
 use crate::instances::{self, InstanceRow};
 use crate::objects::ObjectStore;
 use crate::revisions::{self, RevisionRow};
@@ -248,6 +249,27 @@ impl Store {
     pub fn events(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
         self.read(|c| events::list(c, query))
     }
+
+    // --- incidents ---
+
+    /// Records an incident (append-only; it outlives its service). To record it together
+    /// with the rollout state that rolled back, use [`Tx::add_incident`].
+    pub fn add_incident(&self, incident: &NewIncident) -> Result<IncidentRow, StoreError> {
+        self.transaction(|tx| tx.add_incident(incident))
+    }
+
+    pub fn incident(&self, id: u64) -> Result<Option<IncidentRow>, StoreError> {
+        self.read(|c| incidents::get(c, id))
+    }
+
+    /// The newest `limit` incidents, of one service or of all, newest first.
+    pub fn incidents(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        self.read(|c| incidents::list(c, service, limit))
+    }
 }
 
 #[cfg(test)]
@@ -347,7 +369,7 @@ mod tests {
         );
         let message = err.to_string();
         assert!(
-            message.contains("version 7") && message.contains("version 1"),
+            message.contains("version 7") && message.contains(&format!("version {SCHEMA_VERSION}")),
             "{message}"
         );
     }

@@ -3,7 +3,8 @@
 //! Everything the control plane must remember across a `kill -9` lives here: the applied
 //! service specs, the numbered revisions of each service, the rollout state machine of each
 //! service, the instances that run (so a restarted control plane can adopt them) and an
-//! append-only event log — all in one SQLite database,
+//! append-only event log and the append-only incident records of rolled-back rollouts — all
+//! in one SQLite database,
 //! `<dir>/ramp.db` — plus a content-addressed [`ObjectStore`] under `<dir>/objects/` that keeps
 //! every revision's files runnable after the files on disk change.
 //!
@@ -14,6 +15,7 @@
 mod db;
 mod error;
 mod events;
+mod incidents;
 mod instances;
 mod objects;
 mod revisions;
@@ -30,6 +32,7 @@ mod testutil;
 pub use db::Store;
 pub use error::StoreError;
 pub use events::{EventQuery, EventRow, NewEvent};
+pub use incidents::{IncidentRow, NewIncident};
 pub use instances::InstanceRow;
 pub use objects::ObjectStore;
 pub use revisions::RevisionRow;

@@ -8,7 +8,7 @@ use crate::StoreError;
 
 /// The schema version this build creates and understands. `Store::open` refuses a database
 /// with a newer version, since an older Ramp cannot know what the newer one relies on.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1. Revisions, rollout state and instances belong to a service and go with it;
 /// events do not (the log outlives what it describes), so `events.service` is no foreign key.
@@ -71,7 +71,38 @@ BEGIN
 END;
 ";
 
-/// Creates the schema in a new database, or checks the version of an existing one.
+/// Version 2: incident records, one per rolled-back rollout. Like events they are append-only
+/// and outlive their service (no foreign key), so a post-mortem can still be read after the
+/// service is deleted.
+const V2: &str = "
+CREATE TABLE incidents (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    service         TEXT NOT NULL,
+    rollout         INTEGER NOT NULL CHECK (rollout >= 0),
+    revision        INTEGER NOT NULL CHECK (revision >= 0),
+    stable_revision INTEGER CHECK (stable_revision >= 0),
+    trigger         TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    data            TEXT NOT NULL
+) STRICT;
+CREATE INDEX incidents_by_service ON incidents (service, id);
+CREATE TRIGGER incidents_no_update BEFORE UPDATE ON incidents
+BEGIN
+    SELECT RAISE(ABORT, 'incidents are append-only: an incident cannot be updated');
+END;
+CREATE TRIGGER incidents_no_delete BEFORE DELETE ON incidents
+BEGIN
+    SELECT RAISE(ABORT, 'incidents are append-only: an incident cannot be deleted');
+END;
+";
+
+/// The script that takes a database from version `n` to `n + 1` is `MIGRATIONS[n]`; a new
+/// database runs them all, so a fresh and a migrated database cannot differ.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
+
+/// Creates the schema in a new database, or checks the version of an existing one and migrates
+/// it to [`SCHEMA_VERSION`], all in one transaction (a failed migration changes nothing).
 pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(
@@ -85,34 +116,134 @@ pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError
             |row| row.get(0),
         )
         .optional()?;
-    match found {
-        None => {
-            tx.execute_batch(V1)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION.to_string()],
-            )?;
+    let version = match found {
+        None => 0,
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| StoreError::BadSchemaVersion {
+                path: path.to_owned(),
+                found: text.clone(),
+            })?,
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        // `version` is within 0..SCHEMA_VERSION here: the migrations still to run.
+        for script in MIGRATIONS.iter().skip(version.unsigned_abs() as usize) {
+            tx.execute_batch(script)?;
         }
-        Some(text) => {
-            let version = text
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| StoreError::BadSchemaVersion {
-                    path: path.to_owned(),
-                    found: text.clone(),
-                })?;
-            if version > SCHEMA_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    path: path.to_owned(),
-                    found: version,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            // Migrations from older versions go here once there is more than one version.
-        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{SCHEMA_VERSION, V1};
+    use crate::testutil::{TempDir, event};
+    use crate::{EventQuery, NewIncident, Store, StoreError};
+
+    fn stored_version(store: &Store) -> String {
+        let raw = Connection::open(store.db_path()).unwrap();
+        raw.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// A database exactly as version 1 created it, with a service and an event in it.
+    fn create_v1(dir: &std::path::Path) {
+        let raw = Connection::open(dir.join("ramp.db")).unwrap();
+        raw.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
+        )
+        .unwrap();
+        raw.execute_batch(V1).unwrap();
+        raw.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+             INSERT INTO services (name, spec_yaml, created_at, updated_at)
+                 VALUES ('web', 'replicas: 2', 1, 1);
+             INSERT INTO events (at, actor, service, kind, message, data)
+                 VALUES (1, 'user', 'web', 'Applied', 'applied', 'null');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn new_database_gets_the_current_version() {
+        let dir = TempDir::new("schema-new");
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(stored_version(&store), SCHEMA_VERSION.to_string());
+        drop(store);
+        // Opening again migrates nothing (the tables exist; a second run would fail).
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(stored_version(&store), SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn version_1_database_is_migrated_and_keeps_its_data() {
+        let dir = TempDir::new("schema-v1");
+        create_v1(dir.path());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(stored_version(&store), "2");
+        assert_eq!(
+            store.service("web").unwrap().unwrap().spec_yaml,
+            "replicas: 2"
+        );
+        assert_eq!(store.events(&EventQuery::default()).unwrap().len(), 1);
+        let row = store
+            .add_incident(&NewIncident {
+                service: "web".into(),
+                rollout: 1,
+                revision: 2,
+                stable_revision: Some(1),
+                trigger: "abort".into(),
+                reason: "aborted by user".into(),
+                data: serde_json::Value::Null,
+            })
+            .unwrap();
+        assert_eq!(row.id, 1);
+        // The migrated table has its append-only triggers, like a fresh one.
+        let err = store
+            .transaction(|tx| Ok(tx.connection().execute("DELETE FROM incidents", [])?))
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        // And the old tables keep theirs.
+        store.append_event(&event("web", "after")).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.incidents(Some("web"), 10).unwrap(), [row]);
+    }
+
+    #[test]
+    fn unreadable_version_is_refused() {
+        let dir = TempDir::new("schema-bad");
+        drop(Store::open(dir.path()).unwrap());
+        let raw = Connection::open(dir.path().join("ramp.db")).unwrap();
+        raw.execute(
+            "UPDATE meta SET value = 'two' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(raw);
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::BadSchemaVersion { .. }), "{err}");
+    }
 }

@@ -8,6 +8,7 @@ use rusqlite::Transaction;
 #[cfg(doc)]
 use crate::Store;
 use crate::events::{self, EventQuery, EventRow, NewEvent};
+use crate::incidents::{self, IncidentRow, NewIncident};
 use crate::instances::{self, InstanceRow};
 use crate::revisions::{self, RevisionRow};
 use crate::services::{self, ServiceRow};
@@ -115,6 +116,24 @@ impl<'a> Tx<'a> {
 
     pub fn events(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
         events::list(&self.tx, query)
+    }
+
+    /// See [`Store::add_incident`].
+    pub fn add_incident(&self, incident: &NewIncident) -> Result<IncidentRow, StoreError> {
+        incidents::add(&self.tx, incident)
+    }
+
+    pub fn incident(&self, id: u64) -> Result<Option<IncidentRow>, StoreError> {
+        incidents::get(&self.tx, id)
+    }
+
+    /// See [`Store::incidents`].
+    pub fn incidents(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        incidents::list(&self.tx, service, limit)
     }
 
     /// The raw connection, for tests that must try what the API does not allow.

@@ -414,6 +414,18 @@ impl Plane {
     }
 
     /// The service's events as lines, for failure messages.
+    /// The service's events as the API returns them.
+    pub(crate) async fn events(&self, name: &str) -> Vec<Value> {
+        match self
+            .api
+            .call("GET", &format!("/api/v1/events?service={name}"), None)
+            .await
+        {
+            Ok((200, body)) => body["events"].as_array().cloned().unwrap_or_default(),
+            other => panic!("events unavailable: {other:?}"),
+        }
+    }
+
     pub(crate) async fn events_text(&self, name: &str) -> String {
         match self
             .api

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
+mod analysis;
+
+pub(super) use analysis::*;
+
 /// A key whose presence matters even when its value is empty: `pause: {}`, `pause:` and
 /// `pause: ~` all give `Some`, with `None` inside for the empty forms.
 pub(super) type Present<T> = Option<Spanned<Option<T>>>;
@@ -48,6 +52,7 @@ pub(super) struct SpecDoc {
     pub(super) progress_deadline: Option<Spanned<String>>,
     pub(super) template: TemplateDoc,
     pub(super) strategy: Spanned<StrategyDoc>,
+    pub(super) analysis_templates: Option<Vec<Spanned<AnalysisTemplateDoc>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +155,7 @@ pub(super) struct StrategyDoc {
 pub(super) struct RollingDoc {
     pub(super) max_surge: Option<Spanned<String>>,
     pub(super) max_unavailable: Option<Spanned<String>>,
+    pub(super) analysis: Option<Spanned<AnalysisRefDoc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +163,8 @@ pub(super) struct RollingDoc {
 pub(super) struct BlueGreenDoc {
     pub(super) preview_listen: Option<Spanned<String>>,
     pub(super) pre_promotion_checks: Option<Vec<Spanned<CheckDoc>>>,
+    pub(super) pre_promotion_analysis: Option<Spanned<AnalysisRefDoc>>,
+    pub(super) post_promotion_analysis: Option<Spanned<AnalysisRefDoc>>,
     pub(super) auto_promotion: Option<AutoPromotionDoc>,
     pub(super) scale_down_delay: Option<Spanned<String>>,
 }
@@ -197,6 +205,8 @@ pub(super) struct AutoPromotionDoc {
 pub(super) struct CanaryDoc {
     pub(super) stickiness: Option<Spanned<StickinessDoc>>,
     pub(super) scale_down_delay: Option<Spanned<String>>,
+    pub(super) baseline: Option<Spanned<String>>,
+    pub(super) analysis: Option<Spanned<BackgroundAnalysisDoc>>,
     pub(super) steps: Spanned<Vec<Spanned<StepDoc>>>,
 }
 
@@ -215,7 +225,8 @@ pub(super) struct StepDoc {
     pub(super) pause: Present<PauseDoc>,
     pub(super) set_header_route: Option<Spanned<HeaderRouteDoc>>,
     pub(super) set_mirror_route: Option<Spanned<MirrorRouteDoc>>,
-    pub(super) analysis: Option<Spanned<AnalysisDoc>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) analysis: Present<AnalysisRefDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,24 +267,4 @@ pub(super) struct ValueDoc {
     pub(super) exact: Option<String>,
     pub(super) prefix: Option<String>,
     pub(super) regex: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct AnalysisDoc {
-    pub(super) templates: Spanned<Vec<Spanned<TemplateRefDoc>>>,
-    pub(super) args: Option<Vec<Spanned<ArgDoc>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct TemplateRefDoc {
-    pub(super) template_name: Spanned<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct ArgDoc {
-    pub(super) name: Spanned<String>,
-    pub(super) value: Spanned<String>,
 }

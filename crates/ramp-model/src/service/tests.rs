@@ -1,6 +1,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ramp_analysis::{
+    AnalysisRef, AnalysisTemplate, BuiltinMetric, BuiltinQuery, Metric, Provider, Target,
+    TemplateArg,
+};
 use ramp_route::{Condition, Source, ValueMatch};
 
 use super::*;
@@ -34,6 +38,28 @@ fn syntax(text: &str) -> (Option<String>, usize, String) {
             ..
         }) => (path, line, message),
         other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+/// A builtin canary metric with every other field at its default.
+fn builtin_metric(name: &str, metric: BuiltinMetric) -> Metric {
+    Metric {
+        name: name.into(),
+        interval: None,
+        count: None,
+        initial_delay: Duration::ZERO,
+        success_condition: None,
+        failure_condition: None,
+        failure_limit: 0,
+        inconclusive_limit: 0,
+        consecutive_error_limit: 4,
+        consecutive_success_limit: 0,
+        dry_run: false,
+        provider: Provider::Builtin(BuiltinQuery {
+            metric,
+            target: Target::Canary,
+            window: None,
+        }),
     }
 }
 
@@ -107,6 +133,20 @@ spec:
             name: shadow
         - setWeight: 100
         - pause: {}
+  analysisTemplates:
+    - name: error-rate
+      args: [{name: service}, {name: threshold, value: "0.05"}]
+      metrics:
+        - name: errors
+          interval: 10s
+          successCondition: "result < {{args.threshold}}"
+          provider:
+            builtin: {metric: errorRate}
+    - name: latency
+      metrics:
+        - name: p99
+          provider:
+            builtin: {metric: latency, quantile: 0.99}
 "#;
 
 #[test]
@@ -179,13 +219,13 @@ fn full_canary_document_parses_into_the_expected_spec() {
                     ],
                 },
                 CanaryStep::Pause(Some(secs(30))),
-                CanaryStep::Analysis {
+                CanaryStep::Analysis(AnalysisRef {
                     templates: vec!["error-rate".into(), "latency".into()],
-                    args: BTreeMap::from([
+                    args: vec![
                         ("service".into(), "web".into()),
                         ("threshold".into(), "0.01".into()),
-                    ]),
-                },
+                    ],
+                }),
                 CanaryStep::SetHeaderRoute {
                     name: "beta".into(),
                     conditions: vec![],
@@ -200,7 +240,34 @@ fn full_canary_document_parses_into_the_expected_spec() {
             ],
             stickiness: Some(Source::header("x-user")),
             scale_down_delay: secs(60),
+            baseline: Baseline::Stable,
+            analysis: Some(BackgroundAnalysis::default()),
         }),
+        analysis_templates: vec![
+            AnalysisTemplate {
+                name: "error-rate".into(),
+                args: vec![
+                    TemplateArg {
+                        name: "service".into(),
+                        value: None,
+                    },
+                    TemplateArg {
+                        name: "threshold".into(),
+                        value: Some("0.05".into()),
+                    },
+                ],
+                metrics: vec![Metric {
+                    interval: Some(secs(10)),
+                    success_condition: Some("result < {{args.threshold}}".into()),
+                    ..builtin_metric("errors", BuiltinMetric::ErrorRate)
+                }],
+            },
+            AnalysisTemplate {
+                name: "latency".into(),
+                args: vec![],
+                metrics: vec![builtin_metric("p99", BuiltinMetric::Latency(0.99))],
+            },
+        ],
     };
     let spec = ServiceSpec::from_yaml(FULL_CANARY).unwrap();
     assert_eq!(spec, expected);
@@ -256,6 +323,7 @@ fn defaults_are_applied() {
             },
         },
         strategy: Strategy::Recreate,
+        analysis_templates: vec![],
     };
     assert_eq!(spec, expected);
 
@@ -320,9 +388,9 @@ fn rolling(replicas: u32, bounds: &str) -> Result<ServiceSpec, ModelError> {
 }
 
 fn rolling_of(spec: &ServiceSpec) -> Rolling {
-    match spec.strategy {
-        Strategy::Rolling(r) => r,
-        ref other => panic!("not rolling: {other:?}"),
+    match &spec.strategy {
+        Strategy::Rolling(r) => r.clone(),
+        other => panic!("not rolling: {other:?}"),
     }
 }
 
@@ -433,6 +501,8 @@ fn blue_green_document_parses() {
                 expect_status: (200, 399),
             },
         ],
+        pre_promotion_analysis: None,
+        post_promotion_analysis: None,
         auto_promotion_delay: Some(secs(30)),
         scale_down_delay: secs(60),
     };
@@ -903,31 +973,6 @@ fn route_names_are_unique_per_kind_and_removal_needs_an_earlier_route() {
     assert_eq!(
         (path.as_str(), line),
         ("spec.strategy.canary.steps[3].setMirrorRoute.match", 32)
-    );
-}
-
-#[test]
-fn analysis_steps_are_checked() {
-    let analysis = |body: &str| BASE.replace("        - pause: {}\n", body);
-    let text = analysis(
-        "        - analysis:\n            templates: [{templateName: error-rate}]\n            args:\n              - {name: a, value: \"1\"}\n              - {name: a, value: \"2\"}\n",
-    );
-    let (path, line, message) = only_problem(&text);
-    assert_eq!(
-        (path.as_str(), line),
-        ("spec.strategy.canary.steps[3].analysis.args[1].name", 34)
-    );
-    assert!(message.contains("already given by args[0]"), "{message}");
-
-    let text = analysis("        - analysis: {templates: []}\n");
-    assert_eq!(
-        only_problem(&text).0,
-        "spec.strategy.canary.steps[3].analysis.templates"
-    );
-    let text = analysis("        - analysis: {templates: [{templateName: \"\"}]}\n");
-    assert_eq!(
-        only_problem(&text).0,
-        "spec.strategy.canary.steps[3].analysis.templates[0].templateName"
     );
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::doc::{
-    BlueGreenDoc, CheckDoc, ProbeDoc, RollingDoc, ServiceDoc, StopDoc, StrategyDoc, TemplateDoc,
+    AnalysisRefDoc, BlueGreenDoc, CheckDoc, ProbeDoc, RollingDoc, ServiceDoc, StopDoc, StrategyDoc,
+    TemplateDoc,
 };
 use super::{
     BlueGreen, Check, IntOrPercent, Probe, ProbeAction, Rolling, ServiceSpec, StopPolicy, Strategy,
@@ -20,6 +21,11 @@ use crate::error::{ModelError, Problems};
 use crate::proxy::socket_addr;
 
 mod canary;
+mod providers;
+mod references;
+mod templates;
+
+use references::Declared;
 
 /// Defaults the format promises.
 const REVISION_HISTORY_LIMIT: u32 = 10;
@@ -72,10 +78,13 @@ impl ServiceDoc {
             p,
         );
         let template = spec.template.validate("spec.template", p);
-        let strategy = spec
-            .strategy
-            .value
-            .validate(&spec.strategy.referenced, replicas, listen, p);
+        let template_docs = spec.analysis_templates.as_deref().unwrap_or_default();
+        let analysis_templates = templates::templates(template_docs, p);
+        let declared = Declared::new(template_docs);
+        let strategy =
+            spec.strategy
+                .value
+                .validate(&spec.strategy.referenced, replicas, listen, &declared, p);
 
         problems.sort_by_position();
         problems.into_result()?;
@@ -87,6 +96,7 @@ impl ServiceDoc {
             progress_deadline,
             template,
             strategy,
+            analysis_templates,
         })
     }
 }
@@ -351,6 +361,7 @@ impl StrategyDoc {
         at: &Location,
         replicas: Option<u32>,
         listen: Option<SocketAddr>,
+        declared: &Declared<'_>,
         p: &mut Problems,
     ) -> Strategy {
         let path = "spec.strategy";
@@ -364,7 +375,8 @@ impl StrategyDoc {
             found.push("rolling");
             let doc = rolling.value.as_ref();
             let path = format!("{path}.rolling");
-            if let Some(r) = RollingDoc::validate(doc, &path, &rolling.referenced, replicas, p) {
+            let at = &rolling.referenced;
+            if let Some(r) = RollingDoc::validate(doc, &path, at, replicas, declared, p) {
                 strategies.push(Strategy::Rolling(r));
             }
         }
@@ -372,13 +384,15 @@ impl StrategyDoc {
             found.push("blueGreen");
             let bg = match &blue_green.value {
                 None => BlueGreen::default(),
-                Some(doc) => doc.validate(&format!("{path}.blueGreen"), listen, p),
+                Some(doc) => doc.validate(&format!("{path}.blueGreen"), listen, declared, p),
             };
             strategies.push(Strategy::BlueGreen(bg));
         }
         if let Some(canary) = &self.canary {
             found.push("canary");
-            let c = canary.value.validate(&format!("{path}.canary"), p);
+            let c = canary
+                .value
+                .validate(&format!("{path}.canary"), declared, p);
             strategies.push(Strategy::Canary(c));
         }
         exactly_one(
@@ -398,6 +412,7 @@ impl RollingDoc {
         path: &str,
         at: &Location,
         replicas: Option<u32>,
+        declared: &Declared<'_>,
         p: &mut Problems,
     ) -> Option<Rolling> {
         let default = Rolling::default();
@@ -416,9 +431,14 @@ impl RollingDoc {
             "maxUnavailable",
             p,
         );
+        let analysis = doc.and_then(|d| d.analysis.as_ref()).map(|a| {
+            let path = format!("{path}.analysis");
+            a.value.validate(&path, &a.referenced, declared, p)
+        });
         let rolling = Rolling {
             max_surge: max_surge?,
             max_unavailable: max_unavailable?,
+            analysis,
         };
         if let Some(replicas) = replicas
             && rolling.resolve(replicas) == (0, 0)
@@ -437,7 +457,13 @@ impl RollingDoc {
 }
 
 impl BlueGreenDoc {
-    fn validate(&self, path: &str, listen: Option<SocketAddr>, p: &mut Problems) -> BlueGreen {
+    fn validate(
+        &self,
+        path: &str,
+        listen: Option<SocketAddr>,
+        declared: &Declared<'_>,
+        p: &mut Problems,
+    ) -> BlueGreen {
         let preview_listen = self.preview_listen.as_ref().and_then(|text| {
             let field = format!("{path}.previewListen");
             let addr = socket_addr(text, &field, p)?;
@@ -459,6 +485,16 @@ impl BlueGreenDoc {
                 check.value.validate(&path, &check.referenced, p)
             })
             .collect();
+        let analysis = |doc: &Option<Spanned<AnalysisRefDoc>>, name: &str, p: &mut Problems| {
+            doc.as_ref().map(|a| {
+                let path = format!("{path}.{name}");
+                a.value.validate(&path, &a.referenced, declared, p)
+            })
+        };
+        let pre_promotion_analysis =
+            analysis(&self.pre_promotion_analysis, "prePromotionAnalysis", p);
+        let post_promotion_analysis =
+            analysis(&self.post_promotion_analysis, "postPromotionAnalysis", p);
         let auto_promotion_delay = self.auto_promotion.as_ref().and_then(|auto| {
             let delay = duration(
                 auto.delay.as_ref(),
@@ -479,6 +515,8 @@ impl BlueGreenDoc {
         BlueGreen {
             preview_listen,
             pre_promotion_checks,
+            pre_promotion_analysis,
+            post_promotion_analysis,
             auto_promotion_delay,
             scale_down_delay,
         }
@@ -624,6 +662,25 @@ fn listing(names: &[&str], conjunction: &str) -> String {
         [one] => one.to_string(),
         [rest @ .., last] => format!("{} {conjunction} {last}", rest.join(", ")),
     }
+}
+
+/// One of `names` (as written in a spec) to its value; else a problem listing the names.
+fn one_of<T: Copy>(
+    text: &Spanned<String>,
+    path: &str,
+    names: &[(&str, T)],
+    p: &mut Problems,
+) -> Option<T> {
+    let found = names.iter().find(|(name, _)| *name == text.value);
+    if found.is_none() {
+        let allowed: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+        p.push(
+            path,
+            &text.referenced,
+            format!("{:?} is not one of {}", text.value, listing(&allowed, "or")),
+        );
+    }
+    found.map(|(_, value)| *value)
 }
 
 /// An integer in `range`, as a `u32`; else a problem.

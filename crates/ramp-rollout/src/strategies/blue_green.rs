@@ -5,7 +5,7 @@ use ramp_model::Strategy;
 
 use crate::input::World;
 use crate::machine::{Machine, millis};
-use crate::state::{Checks, PauseReason, Phase};
+use crate::state::{Checks, PauseReason, Phase, Stage};
 
 use super::ready;
 
@@ -23,6 +23,9 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
     }
     if ready(world, to) < replicas {
         return; // the preview stack is still coming up
+    }
+    if m.active().is_some_and(|r| r.analysis.switched) && !skip {
+        return; // switched; the post-promotion analysis decides
     }
     if skip {
         switch(m);
@@ -54,6 +57,7 @@ pub(crate) fn after_checks(m: &mut Machine<'_>) {
         return;
     };
     let delay = settings.auto_promotion_delay;
+    let has_analysis = settings.pre_promotion_analysis.is_some();
     let now = m.now;
     let Some(r) = m.rollout_mut() else {
         return;
@@ -61,6 +65,16 @@ pub(crate) fn after_checks(m: &mut Machine<'_>) {
     let id = r.id;
     if r.skip_to_end {
         switch(m);
+        return;
+    }
+    if has_analysis && r.analysis.pre_promotion != Stage::Passed {
+        if r.analysis.pre_promotion == Stage::NotStarted {
+            r.analysis.pre_promotion = Stage::Running;
+            m.event(
+                "AnalysisStarted",
+                format!("rollout {id}: preview ready, running pre-promotion analysis"),
+            );
+        }
         return;
     }
     match delay {
@@ -90,7 +104,25 @@ pub(crate) fn after_checks(m: &mut Machine<'_>) {
     }
 }
 
-/// All traffic to the preview stack in one table swap.
+/// All traffic to the preview stack in one table swap. With a post-promotion analysis the
+/// rollout completes only once it passes; until then an abort switches straight back to the
+/// previous stack, which is still at full size.
 fn switch(m: &mut Machine<'_>) {
-    m.complete(true);
+    let has_analysis =
+        matches!(&m.spec.strategy, Strategy::BlueGreen(b) if b.post_promotion_analysis.is_some());
+    let Some(r) = m.rollout_mut() else {
+        return;
+    };
+    if !has_analysis || r.analysis.switched {
+        m.complete(true);
+        return;
+    }
+    r.analysis.switched = true;
+    r.analysis.post_promotion = Stage::Running;
+    r.skip_to_end = false;
+    let id = r.id;
+    m.event(
+        "Switched",
+        format!("rollout {id}: all traffic to the new stack; running post-promotion analysis"),
+    );
 }

@@ -1,7 +1,7 @@
 //! Canary: steps that shift a share of traffic, pin or mirror requests, pause and analyse.
 //! The stable stack keeps its full size throughout, so an abort is one table swap.
 
-use ramp_model::{CanaryStep, Strategy};
+use ramp_model::{Baseline, CanaryStep, Strategy};
 
 use crate::input::World;
 use crate::machine::{Machine, millis};
@@ -53,8 +53,9 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
             CanaryStep::SetWeight(weight) => {
                 let needed = canary_replicas(replicas, *weight);
                 m.set_replicas(to, needed);
-                if ready(world, to) < needed {
-                    return; // wait for the canary instances before sending them traffic
+                let baseline = size_fresh_baseline(m, canary.baseline, needed);
+                if ready(world, to) < needed || baseline.is_some_and(|b| ready(world, b) < needed) {
+                    return; // wait for the instances before sending them traffic
                 }
                 if let Some(r) = m.rollout_mut() {
                     r.weight = *weight;
@@ -133,7 +134,7 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
                 );
                 next_step(m);
             }
-            CanaryStep::Analysis { .. } => return, // the control plane runs it and reports
+            CanaryStep::Analysis(_) => return, // the control plane runs it and reports
         }
     }
 }
@@ -146,5 +147,35 @@ pub(crate) fn next_step(m: &mut Machine<'_>) {
         r.step_started = now;
         r.last_progress = now;
         r.phase = Phase::Progressing;
+    }
+}
+
+/// With `baseline: fresh`, the stack of new instances of the stable revision that gets the
+/// canary's share, created on first use and sized like the canary; `None` otherwise.
+fn size_fresh_baseline(m: &mut Machine<'_>, baseline: Baseline, replicas: u32) -> Option<u64> {
+    if baseline != Baseline::Fresh {
+        return None;
+    }
+    let r = m.active()?;
+    let (id, from, existing) = (r.id, r.from?, r.baseline);
+    match existing {
+        Some(stack) => {
+            m.set_replicas(stack, replicas);
+            Some(stack)
+        }
+        None => {
+            let revision = m.revision_of(from);
+            let stack = m.new_stack(revision, replicas);
+            if let Some(r) = m.rollout_mut() {
+                r.baseline = Some(stack);
+            }
+            m.event(
+                "BaselineStarted",
+                format!(
+                    "rollout {id}: fresh baseline of revision {revision} (stack {stack}) with {replicas} instances"
+                ),
+            );
+            Some(stack)
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::state::{PauseReason, Phase, RolloutKind};
 const RESTART_BOUNDS: Rolling = Rolling {
     max_surge: IntOrPercent::Percent(25),
     max_unavailable: IntOrPercent::Count(0),
+    analysis: None,
 };
 
 /// Moves the active rollout forward, then records whether it made progress.
@@ -32,10 +33,10 @@ pub(crate) fn advance(m: &mut Machine<'_>, world: &World) {
     match (kind, &m.spec.strategy) {
         (RolloutKind::Initial, _) => scale_up_then_switch(m, world, false),
         (RolloutKind::Undo, _) => scale_up_then_switch(m, world, true),
-        (RolloutKind::Restart, Strategy::Rolling(bounds)) => rolling::advance(m, world, *bounds),
-        (RolloutKind::Restart, _) => rolling::advance(m, world, RESTART_BOUNDS),
+        (RolloutKind::Restart, Strategy::Rolling(bounds)) => rolling::advance(m, world, bounds),
+        (RolloutKind::Restart, _) => rolling::advance(m, world, &RESTART_BOUNDS),
         (RolloutKind::Update, Strategy::Recreate) => recreate::advance(m, world),
-        (RolloutKind::Update, Strategy::Rolling(bounds)) => rolling::advance(m, world, *bounds),
+        (RolloutKind::Update, Strategy::Rolling(bounds)) => rolling::advance(m, world, bounds),
         (RolloutKind::Update, Strategy::BlueGreen(_)) => blue_green::advance(m, world),
         (RolloutKind::Update, Strategy::Canary(_)) => canary::advance(m, world),
     }

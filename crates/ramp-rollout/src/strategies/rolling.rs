@@ -5,13 +5,18 @@ use ramp_model::Rolling;
 
 use crate::input::World;
 use crate::machine::Machine;
+use crate::state::RolloutKind;
 
 use super::{ready, total};
 
-pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: Rolling) {
-    let Some((from, to)) = m.active().map(|r| (r.from, r.to)) else {
+pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: &Rolling) {
+    let Some((id, kind, from, to)) = m.active().map(|r| (r.id, r.kind, r.from, r.to)) else {
         return;
     };
+    let judged = kind == RolloutKind::Update && bounds.analysis.is_some();
+    if judged && !batch_judged(m, world, id, to) {
+        return;
+    }
     let replicas = m.s.replicas;
     let (surge, unavailable) = bounds.resolve(replicas);
     // Validation forbids both bounds at 0; a restart of a tiny service may still get there.
@@ -30,6 +35,13 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: Rolling) {
     let total_size = from.map_or(0, |o| size(m, o)) + size(m, to);
     let room = (replicas + surge).saturating_sub(total_size);
     let new_replicas = (m.replicas_of(to) + room).min(replicas);
+    // With per-batch analysis, a new batch starts only once the one before was judged good.
+    let verified = m.active().map_or(0, |r| r.analysis.batch_verified);
+    let new_replicas = if judged && m.replicas_of(to) > verified {
+        m.replicas_of(to)
+    } else {
+        new_replicas
+    };
     m.set_replicas(to, new_replicas);
 
     // Scale down the old stack while enough instances stay ready. Ready old instances beyond
@@ -46,7 +58,31 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: Rolling) {
     }
 
     let old_left = from.map_or(0, |o| m.replicas_of(o));
-    if ready(world, to) >= replicas && old_left == 0 {
+    let verified = m.active().map_or(0, |r| r.analysis.batch_verified);
+    if ready(world, to) >= replicas && old_left == 0 && (!judged || verified >= replicas) {
         m.complete(false);
     }
+}
+
+/// Per-batch analysis: once every instance of the current batch is ready, it is judged
+/// before anything else moves. False while a verdict is awaited.
+fn batch_judged(m: &mut Machine<'_>, world: &World, id: u64, to: u64) -> bool {
+    let Some(r) = m.active() else {
+        return false;
+    };
+    if r.analysis.batch_pending.is_some() {
+        return false;
+    }
+    let batch = m.replicas_of(to);
+    if batch > r.analysis.batch_verified && ready(world, to) >= batch {
+        if let Some(r) = m.rollout_mut() {
+            r.analysis.batch_pending = Some(batch);
+        }
+        m.event(
+            "AnalysisStarted",
+            format!("rollout {id}: {batch} new instances ready, running batch analysis"),
+        );
+        return false;
+    }
+    true
 }

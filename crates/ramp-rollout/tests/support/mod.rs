@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ramp_model::{
-    BlueGreen, Canary, CanaryStep, IntOrPercent, Rolling, ServiceSpec, StopPolicy, Strategy,
-    Template,
+    Baseline, BlueGreen, Canary, CanaryStep, IntOrPercent, Rolling, ServiceSpec, StopPolicy,
+    Strategy, Template,
 };
 use ramp_rollout::{
     Command, Desired, Event, Input, Millis, Rejected, ServiceState, Split, StackStatus, World,
@@ -39,6 +39,7 @@ pub(crate) fn spec(strategy: Strategy, replicas: u32) -> ServiceSpec {
             },
         },
         strategy,
+        analysis_templates: vec![],
     }
 }
 
@@ -46,6 +47,7 @@ pub(crate) fn rolling(surge: IntOrPercent, unavailable: IntOrPercent) -> Strateg
     Strategy::Rolling(Rolling {
         max_surge: surge,
         max_unavailable: unavailable,
+        analysis: None,
     })
 }
 
@@ -54,12 +56,16 @@ pub(crate) fn canary(steps: Vec<CanaryStep>) -> Strategy {
         steps,
         stickiness: None,
         scale_down_delay: Duration::from_secs(30),
+        baseline: Baseline::Stable,
+        analysis: None,
     })
 }
 
 pub(crate) fn blue_green(checks: bool, auto: Option<Duration>) -> Strategy {
     Strategy::BlueGreen(BlueGreen {
         preview_listen: Some("127.0.0.1:8081".parse().unwrap()),
+        pre_promotion_analysis: None,
+        post_promotion_analysis: None,
         pre_promotion_checks: if checks {
             vec![ramp_model::Check::Http {
                 path: "/".into(),

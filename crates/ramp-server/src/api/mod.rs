@@ -1,5 +1,7 @@
 //! The REST API under `/api/v1` (described by `/api/v1/openapi.json`) and `/metrics`.
 
+mod incidents;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
         .route("/api/v1/services/{name}/undo", post(undo))
         .route("/api/v1/services/{name}/scale", post(scale))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(inner)
@@ -430,7 +434,8 @@ async fn events(
         .iter()
         .map(|e| {
             json!({
-                "id": e.id, "at": e.at.to_rfc3339(), "actor": e.actor, "service": e.service,
+                "id": e.id, "at": e.at.to_rfc3339(), "atMs": e.at.0, "actor": e.actor,
+                "service": e.service,
                 "kind": e.kind, "message": e.message, "data": e.data,
             })
         })

@@ -3,6 +3,7 @@
 //! Requests for a service go through its controller one at a time, which is what keeps a
 //! rollback from racing a forward fix.
 
+pub(crate) mod analysis;
 mod checks;
 pub(crate) mod instances;
 mod routes;
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use ramp_model::ServiceSpec;
 use ramp_rollout::{
-    Command, Desired, Input, Millis, ServiceState, Transition, Verdict, desired, step,
+    AnalysisKind, Command, Desired, Input, Millis, Phase, ServiceState, Transition, Verdict,
+    desired, step,
 };
 use ramp_runtime::Supervisor;
-use ramp_store::{NewEvent, Store, Timestamp};
+use ramp_store::{NewEvent, NewIncident, Store, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -109,6 +111,13 @@ enum Internal {
         passed: bool,
         detail: String,
     },
+    /// A provider answered (or failed to) for an analysis measurement.
+    Measured {
+        rollout: u64,
+        kind: AnalysisKind,
+        metric: usize,
+        outcome: ramp_analysis::run::Outcome,
+    },
 }
 
 /// A handle to a running controller.
@@ -144,6 +153,9 @@ struct Controller {
     payloads: BTreeMap<u64, Payload>,
     routes: routes::RouterLinks,
     checks_running: Option<u64>,
+    analyses: analysis::Analyses,
+    /// The record of a failed analysis whose verdict is being applied, for the incident.
+    failed_analysis: Option<serde_json::Value>,
     internal: mpsc::UnboundedSender<Internal>,
 }
 
@@ -165,6 +177,8 @@ pub(crate) async fn spawn(
         instances: Instances::default(),
         payloads: BTreeMap::new(),
         checks_running: None,
+        analyses: analysis::Analyses::default(),
+        failed_analysis: None,
         internal: internal_tx,
     };
     if restore {
@@ -301,10 +315,14 @@ impl Controller {
                 data: serde_json::Value::Null,
             });
         }
+        let incident = self.incident(&state, actor);
         self.ctx.store.transaction(|tx| {
             tx.save_state(&name, &json, &records[0])?;
             for record in &records[1..] {
                 tx.append_event(record)?;
+            }
+            if let Some(incident) = &incident {
+                tx.add_incident(incident)?;
             }
             Ok(())
         })?;
@@ -313,6 +331,59 @@ impl Controller {
         }
         self.state = state;
         Ok(true)
+    }
+
+    /// The incident to record when `next` rolls back the rollout that was active: what
+    /// triggered it, the revisions, and the failed analysis' measurements when there was one.
+    fn incident(&self, next: &ServiceState, actor: &str) -> Option<NewIncident> {
+        let was_active = self
+            .state
+            .rollout
+            .as_ref()
+            .filter(|r| r.phase.is_active())?;
+        let r = next.rollout.as_ref().filter(|r| r.id == was_active.id)?;
+        let Phase::Aborted { reason } = &r.phase else {
+            return None;
+        };
+        let revision_of = |stack: u64| {
+            next.stacks
+                .iter()
+                .find(|s| s.id == stack)
+                .map(|s| s.revision)
+        };
+        let trigger = if self.failed_analysis.is_some() {
+            "analysis"
+        } else if actor != "ramp" {
+            "manual"
+        } else if reason.contains("crash-looping") {
+            "crash-loop"
+        } else if reason.contains("progressDeadline") {
+            "progress-deadline"
+        } else if reason.contains("checks") {
+            "checks"
+        } else {
+            "automatic"
+        };
+        let analysis = self.failed_analysis.clone();
+        let detected = analysis
+            .as_ref()
+            .and_then(|a| a.get("detectedAfterMs").cloned());
+        Some(NewIncident {
+            service: self.name.clone(),
+            rollout: r.id,
+            revision: r.revision,
+            stable_revision: r.from.and_then(revision_of),
+            trigger: trigger.to_string(),
+            reason: reason.clone(),
+            data: serde_json::json!({
+                "rolloutStarted": r.started,
+                "actor": actor,
+                "canaryRoute": analysis.as_ref().and_then(|a| a.get("canaryRoute").cloned()),
+                "baselineRoute": analysis.as_ref().and_then(|a| a.get("baselineRoute").cloned()),
+                "detectedAfterMs": detected,
+                "analysis": analysis,
+            }),
+        })
     }
 
     /// Refuses an apply that cannot happen now: a changed listen address, or any apply while a
@@ -429,6 +500,22 @@ impl Controller {
                     self.reconcile(&spec, &want).await;
                 }
             }
+            Internal::Measured {
+                rollout,
+                kind,
+                metric,
+                outcome,
+            } => {
+                let now = now_ms();
+                self.analyses.measured(rollout, kind, metric, outcome, now);
+                let finished = self.analyses.take_finished(now);
+                if let Ok(spec) = self.spec().cloned()
+                    && self.report_verdicts(&spec, finished)
+                {
+                    let want = desired(&self.state, &spec);
+                    self.reconcile(&spec, &want).await;
+                }
+            }
         }
     }
 
@@ -443,31 +530,53 @@ impl Controller {
             return;
         }
         let mut want = desired(&self.state, &spec);
-        if let Some((rollout, step_index)) = want.run_analysis
-            && self.report_analysis(&spec, rollout, step_index)
-        {
-            // The rollout is paused now, which changes what is wanted.
+        if self.analyze(&spec, &want).await {
+            // A verdict moved the rollout on (or back), which changes what is wanted.
             want = desired(&self.state, &spec);
         }
         self.reconcile(&spec, &want).await;
         self.persist_instances();
     }
 
-    /// Analysis steps need the analysis engine; until it exists a person decides: the verdict
-    /// is inconclusive, which pauses the rollout (so it is reported once). True when the state
-    /// changed.
-    fn report_analysis(&mut self, spec: &ServiceSpec, rollout: u64, step_index: usize) -> bool {
-        let input = Input::AnalysisFinished {
-            rollout,
-            step: step_index,
-            verdict: Verdict::Inconclusive,
-            detail: "analysis templates are not evaluated yet; promote to go on or abort to stop"
-                .into(),
-        };
-        self.advance(spec, &input, "ramp").unwrap_or_else(|e| {
-            tracing::warn!(service = %self.name, "analysis result not recorded: {e}");
-            false
-        })
+    /// Runs the analyses `want` asks for: starts and stops them, feeds them this tick's router
+    /// counters, and reports verdicts. True when a verdict changed the state.
+    async fn analyze(&mut self, spec: &ServiceSpec, want: &Desired) -> bool {
+        let now = now_ms();
+        let mut finished = self.analyses.sync(&want.analyses, spec, &self.state, now);
+        if !self.analyses.is_empty() {
+            // Without counters (the agent is restarting) the analyses get no slice this tick;
+            // builtin measurements then see no traffic and count as provider errors.
+            match self.ctx.agent.client().metrics(&self.name).await {
+                Ok(metrics) => self.analyses.tick(now, &metrics.revisions, &self.internal),
+                Err(e) => tracing::debug!(service = %self.name, "no router counters: {e}"),
+            }
+            finished.extend(self.analyses.take_finished(now));
+        }
+        self.report_verdicts(spec, finished)
+    }
+
+    /// Feeds finished analyses to the machine; true when the state changed.
+    fn report_verdicts(&mut self, spec: &ServiceSpec, finished: Vec<analysis::Finished>) -> bool {
+        let mut changed = false;
+        for f in finished {
+            if f.verdict == Verdict::Failed {
+                self.failed_analysis = Some(f.record);
+            }
+            let input = Input::AnalysisFinished {
+                rollout: f.want.rollout,
+                kind: f.want.kind,
+                verdict: f.verdict,
+                detail: f.detail,
+            };
+            match self.advance(spec, &input, "ramp") {
+                Ok(c) => changed |= c,
+                Err(e) => {
+                    tracing::warn!(service = %self.name, "analysis verdict not recorded: {e}")
+                }
+            }
+            self.failed_analysis = None;
+        }
+        changed
     }
 
     /// Starts and stops instances to match the desired stack sizes (`want`, computed from the

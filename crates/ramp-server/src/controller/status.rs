@@ -6,6 +6,7 @@ use ramp_store::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::Controller;
+pub use super::analysis::AnalysisView;
 
 /// A service right now: its rollout, where traffic goes, its stacks and instances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,9 @@ pub struct ServiceStatus {
     pub stacks: Vec<StackView>,
     /// Instances.
     pub instances: Vec<InstanceView>,
+    /// Analyses running now.
+    #[serde(default)]
+    pub analyses: Vec<AnalysisView>,
 }
 
 /// One rollout.
@@ -211,6 +215,7 @@ pub(super) fn build(c: &Controller) -> ServiceStatus {
         traffic,
         stacks,
         instances,
+        analyses: c.analyses.views(),
     }
 }
 
@@ -235,7 +240,7 @@ fn pause_reason(reason: &PauseReason) -> String {
             "promoting automatically at {}",
             Timestamp(*at as i64).to_rfc3339()
         ),
-        PauseReason::Inconclusive { detail } => format!("analysis inconclusive: {detail}"),
+        PauseReason::Inconclusive { detail, .. } => format!("analysis inconclusive: {detail}"),
     }
 }
 
@@ -246,6 +251,6 @@ fn step_name(step: &CanaryStep) -> String {
         CanaryStep::Pause(None) => "pause".into(),
         CanaryStep::SetHeaderRoute { name, .. } => format!("setHeaderRoute {name}"),
         CanaryStep::SetMirrorRoute { name, .. } => format!("setMirrorRoute {name}"),
-        CanaryStep::Analysis { templates, .. } => format!("analysis {}", templates.join(",")),
+        CanaryStep::Analysis(analysis) => format!("analysis {}", analysis.templates.join(",")),
     }
 }

@@ -1,18 +1,18 @@
 //! Canary settings: stickiness, and the steps with their routes, matches and analyses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ramp_route::{Condition, Source, ValueMatch};
 use serde_saphyr::{Location, Spanned};
 
-use super::{Min, SCALE_DOWN_DELAY, duration, exactly_one, int_in};
+use super::references::Declared;
+use super::{Min, SCALE_DOWN_DELAY, duration, exactly_one, int_in, one_of};
 use crate::error::Problems;
 use crate::service::doc::{
-    AnalysisDoc, CanaryDoc, HeaderRouteDoc, MatchDoc, MirrorRouteDoc, PauseDoc, StepDoc,
-    StickinessDoc, ValueDoc,
+    CanaryDoc, HeaderRouteDoc, MatchDoc, MirrorRouteDoc, PauseDoc, StepDoc, StickinessDoc, ValueDoc,
 };
-use crate::service::{Canary, CanaryStep};
+use crate::service::{BackgroundAnalysis, Baseline, Canary, CanaryStep};
 use crate::syntax::is_token;
 
 /// Names of routes set so far in the steps, each with the step that set it.
@@ -23,7 +23,7 @@ struct RouteNames {
 }
 
 impl CanaryDoc {
-    pub(super) fn validate(&self, path: &str, p: &mut Problems) -> Canary {
+    pub(super) fn validate(&self, path: &str, declared: &Declared<'_>, p: &mut Problems) -> Canary {
         let stickiness = self.stickiness.as_ref().and_then(|s| {
             s.value
                 .validate(&format!("{path}.stickiness"), &s.referenced, p)
@@ -47,13 +47,29 @@ impl CanaryDoc {
             .filter_map(|(i, step)| {
                 let path = format!("{path}.steps[{i}]");
                 step.value
-                    .validate(&path, &step.referenced, i, &mut routes, p)
+                    .validate(&path, &step.referenced, i, &mut routes, declared, p)
             })
             .collect();
+        let baseline = self.baseline.as_ref().map_or(Baseline::Stable, |text| {
+            let names = [("stable", Baseline::Stable), ("fresh", Baseline::Fresh)];
+            one_of(text, &format!("{path}.baseline"), &names, p).unwrap_or_default()
+        });
+        let analysis = match &self.analysis {
+            None => Some(BackgroundAnalysis::default()),
+            Some(doc) => doc.value.validate(
+                &format!("{path}.analysis"),
+                &doc.referenced,
+                self.steps.value.len(),
+                declared,
+                p,
+            ),
+        };
         Canary {
             steps,
             stickiness,
             scale_down_delay,
+            baseline,
+            analysis,
         }
     }
 }
@@ -100,6 +116,7 @@ impl StepDoc {
         at: &Location,
         index: usize,
         routes: &mut RouteNames,
+        declared: &Declared<'_>,
         p: &mut Problems,
     ) -> Option<CanaryStep> {
         let mut found = Vec::new();
@@ -127,7 +144,11 @@ impl StepDoc {
         if let Some(analysis) = &self.analysis {
             found.push("analysis");
             let path = format!("{path}.analysis");
-            steps.push(Some(analysis.value.validate(&path, p)));
+            let analysis = match &analysis.value {
+                None => Default::default(),
+                Some(doc) => doc.validate(&path, &analysis.referenced, declared, p),
+            };
+            steps.push(Some(CanaryStep::Analysis(analysis)));
         }
         let allowed = [
             "setWeight",
@@ -394,51 +415,5 @@ impl ValueDoc {
         }
         let one = exactly_one(path, at, &["exact", "prefix", "regex"], &found, p);
         values.into_iter().next().flatten().filter(|_| one)
-    }
-}
-
-impl AnalysisDoc {
-    fn validate(&self, path: &str, p: &mut Problems) -> CanaryStep {
-        if self.templates.value.is_empty() {
-            p.push(
-                format!("{path}.templates"),
-                &self.templates.referenced,
-                "needs at least one template",
-            );
-        }
-        let mut templates = Vec::new();
-        for (i, template) in self.templates.value.iter().enumerate() {
-            let name = &template.value.template_name;
-            if name.value.trim().is_empty() {
-                p.push(
-                    format!("{path}.templates[{i}].templateName"),
-                    &name.referenced,
-                    "must not be empty",
-                );
-            }
-            templates.push(name.value.clone());
-        }
-        let mut args = BTreeMap::new();
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (i, arg) in self.args.iter().flatten().enumerate() {
-            let name = &arg.value.name;
-            let field = format!("{path}.args[{i}].name");
-            if name.value.trim().is_empty() {
-                p.push(field, &name.referenced, "must not be empty");
-            } else if let Some(first) = seen.get(name.value.as_str()) {
-                p.push(
-                    field,
-                    &name.referenced,
-                    format!(
-                        "argument {:?} is already given by args[{first}]",
-                        name.value
-                    ),
-                );
-            } else {
-                seen.insert(&name.value, i);
-            }
-            args.insert(name.value.clone(), arg.value.value.value.clone());
-        }
-        CanaryStep::Analysis { templates, args }
     }
 }
