@@ -267,13 +267,18 @@ fn run(args: &Args) -> Result<(), String> {
     println!("\nheadline (false-alarm rate <= {FALSE_ALARM_BUDGET}, p50 seconds to detect):");
     for (scenario, entry) in &report.headline.per_scenario {
         println!(
-            "  {scenario:<16} ours {:>5}  best anchor {:<15} {:>5}  ratio {}",
+            "  {scenario:<16} ours {:>5}  best anchor {:<15} {:>5}  ratio {:>5}  goal {}",
             fmt_opt(entry.ours_p50_s, 0),
             entry.best_anchor.unwrap_or("none"),
             fmt_opt(entry.best_anchor_p50_s, 0),
             fmt_opt(entry.ratio, 1),
+            if entry.meets_goal { "met" } else { "not met" },
         );
     }
+    println!(
+        "  goal (<= 1% false alarms, >= 3x sooner than the best anchor) met on {} of {} scenarios",
+        report.headline.scenarios_meeting_goal, report.headline.scenarios_compared
+    );
     write_json(&args.out, &report)?;
     println!(
         "\nwrote {} in {:.1} s",

@@ -62,6 +62,13 @@ pub(crate) struct HeadlineEntry {
     pub(crate) best_anchor_p50_s: Option<f64>,
     /// `best_anchor_p50_s / ours_p50_s`: above 1, ours detects sooner.
     pub(crate) ratio: Option<f64>,
+    /// The best anchor's false-alarm rate under the shared drift (which must not alarm
+    /// either); `None` when there is no best anchor.
+    pub(crate) best_anchor_drift_false_alarm_rate: Option<f64>,
+    /// The goal: ours within the budget on `matched_on`, and detecting in at most a third of
+    /// the best anchor's median time (or detecting where the anchor's median is never
+    /// reached).
+    pub(crate) meets_goal: bool,
 }
 
 /// Detection time at a matched false-alarm rate.
@@ -71,7 +78,17 @@ pub(crate) struct Headline {
     pub(crate) matched_false_alarm_rate: f64,
     /// Per bad scenario.
     pub(crate) per_scenario: BTreeMap<&'static str, HeadlineEntry>,
+    /// Bad scenarios where the goal is met, of those with a qualifying anchor.
+    pub(crate) scenarios_meeting_goal: usize,
+    /// Bad scenarios with a qualifying anchor.
+    pub(crate) scenarios_compared: usize,
 }
+
+/// Ours must detect at least this many times sooner than the best anchor.
+const GOAL_SPEEDUP: f64 = 3.0;
+
+/// The shared-drift scenario: no judge should alarm on it.
+const DRIFT: &str = "drift";
 
 /// The whole JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,6 +130,13 @@ pub(crate) fn headline(summaries: &Summaries, budget: f64) -> Headline {
             (Some(anchor), Some(ours)) if ours > 0.0 => Some(anchor / ours),
             _ => None,
         };
+        let ours_within_budget = false_alarm_rate(OURS).is_some_and(|rate| rate <= budget);
+        let faster = match (ours_p50_s, best_anchor_p50_s) {
+            (Some(_), None) => true,
+            (Some(ours), Some(anchor)) => anchor >= GOAL_SPEEDUP * ours,
+            (None, _) => false,
+        };
+        let drift_rate = |judge: &str| lookup(summaries, judge, DRIFT)?.false_alarm_rate;
         per_scenario.insert(
             scenario.name,
             HeadlineEntry {
@@ -122,11 +146,19 @@ pub(crate) fn headline(summaries: &Summaries, budget: f64) -> Headline {
                 best_anchor,
                 best_anchor_p50_s,
                 ratio,
+                best_anchor_drift_false_alarm_rate: best_anchor.and_then(drift_rate),
+                meets_goal: best_anchor.is_some() && ours_within_budget && faster,
             },
         );
     }
+    let compared: Vec<&HeadlineEntry> = per_scenario
+        .values()
+        .filter(|e| e.best_anchor.is_some())
+        .collect();
     Headline {
         matched_false_alarm_rate: budget,
+        scenarios_meeting_goal: compared.iter().filter(|e| e.meets_goal).count(),
+        scenarios_compared: compared.len(),
         per_scenario,
     }
 }
@@ -220,6 +252,24 @@ mod tests {
         assert_eq!(entry.best_anchor_p50_s, Some(60.0));
         assert_eq!(entry.ratio, Some(6.0));
         assert_eq!(entry.ours_false_alarm_rate, Some(0.004));
+        assert!(entry.meets_goal, "6x sooner within the budget");
+        assert_eq!(h.scenarios_meeting_goal, 1);
+    }
+
+    #[test]
+    fn the_goal_needs_three_times_sooner_and_ours_within_the_budget() {
+        let goal = |ours_p50: f64, ours_fa: f64| {
+            let s = summaries(&[
+                (OURS, "aa", aa(ours_fa)),
+                (OURS, "errors_1_to_2", bad(ours_p50)),
+                ("argo_threshold", "aa", aa(0.01)),
+                ("argo_threshold", "errors_1_to_2", bad(120.0)),
+            ]);
+            headline(&s, 0.01).per_scenario["errors_1_to_2"].meets_goal
+        };
+        assert!(goal(40.0, 0.004));
+        assert!(!goal(41.0, 0.004), "only 2.9x sooner");
+        assert!(!goal(10.0, 0.02), "ours over the false-alarm budget");
     }
 
     #[test]

@@ -175,7 +175,8 @@ pub struct CommandQuery {
 #[serde(rename_all = "camelCase")]
 pub struct SequentialSettings {
     /// Chance of failing a canary that is as good as its baseline, over the whole analysis
-    /// however often it looks (default 0.01). Split evenly between the checks that are on.
+    /// however often it looks (default 0.01). With both checks on, errors get three quarters
+    /// of it and latency one quarter.
     pub false_alarm_rate: f64,
     /// Compare error rates (default on).
     pub errors: bool,

@@ -199,6 +199,14 @@ fn print_rollout(s: &ServiceStatus) {
         }
         None => println!("Rollout:    -"),
     }
+    for a in &s.analyses {
+        let metrics: Vec<String> = a
+            .metrics
+            .iter()
+            .map(|(name, phase, count)| format!("{name} {phase} ({count} measured)"))
+            .collect();
+        println!("Analysis:   {} {}: {}", a.kind, a.phase, metrics.join(", "));
+    }
     println!("Traffic:    {}", traffic_line(s));
     println!("\nStacks:");
     let rows: Vec<Vec<String>> = s

@@ -33,6 +33,9 @@ const MIN_FALSE_ALARM_RATE: f64 = 1e-12;
 /// often than a coin flip would judge nothing.
 const MAX_FALSE_ALARM_RATE: f64 = 0.5;
 
+/// The errors check's share of the false-alarm budget when the latency check is on too.
+const ERRORS_SHARE: f64 = 0.75;
+
 /// The always-valid canary judge. Feed it one pair of slices at a time with
 /// [`observe`](Self::observe); once it has failed it stays failed, and later slices are
 /// ignored so that its status keeps the evidence that failed it.
@@ -50,18 +53,26 @@ impl SequentialJudge {
     /// below one are read as a 1% worsening and the false-alarm rate is kept within
     /// `[1e-12, 0.5]`.
     pub fn new(settings: SequentialSettings) -> Self {
-        let checks_on = u32::from(settings.errors) + u32::from(settings.latency);
-        let per_check_rate =
-            clamp_false_alarm_rate(settings.false_alarm_rate) / f64::from(checks_on.max(1));
-        let log_threshold = -per_check_rate.ln();
+        let rate = clamp_false_alarm_rate(settings.false_alarm_rate);
+        // Errors get the larger share of the false-alarm budget when both checks are on: a
+        // failing version shows in its errors first, and the latency check, with far more
+        // observations per second, needs little of it to be quick.
+        let (errors_share, latency_share) = match (settings.errors, settings.latency) {
+            (true, true) => (ERRORS_SHARE, 1.0 - ERRORS_SHARE),
+            _ => (1.0, 1.0),
+        };
+        let threshold = |share: f64| -(rate * share).ln();
         SequentialJudge {
             errors: settings.errors.then(|| {
-                ErrorCheck::new(clamp_effect_ratio(settings.min_error_ratio), log_threshold)
+                ErrorCheck::new(
+                    clamp_effect_ratio(settings.min_error_ratio),
+                    threshold(errors_share),
+                )
             }),
             latency: settings.latency.then(|| {
                 LatencyCheck::new(
                     clamp_effect_ratio(settings.min_latency_ratio).ln(),
-                    log_threshold,
+                    threshold(latency_share),
                 )
             }),
             canary: Tally::default(),

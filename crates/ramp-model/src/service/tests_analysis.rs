@@ -562,6 +562,12 @@ fn references_in_every_strategy_are_checked() {
             "no template used here declares argument \"x\" (template b)",
         ),
         (
+            "    blueGreen:\n      postPromotionAnalysis: {}\n",
+            "spec.strategy.blueGreen.postPromotionAnalysis.templates",
+            "postPromotionAnalysis",
+            "blue-green analyses need templates",
+        ),
+        (
             "    canary:\n      analysis: {args: [{name: x, value: \"1\"}]}\n      steps: [{setWeight: 5}]\n",
             "spec.strategy.canary.analysis.args[0].name",
             "analysis: {args",
@@ -1270,4 +1276,21 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_bundled_example_is_valid_and_uses_a_template_and_the_default_judge() {
+    let spec = ServiceSpec::from_yaml(include_str!("../../../../examples/web.yaml"))
+        .unwrap_or_else(|e| panic!("examples/web.yaml: {e}"));
+    assert!(spec.template("error-rate").is_some());
+    let Strategy::Canary(canary) = &spec.strategy else {
+        panic!("a canary")
+    };
+    assert!(canary.analysis.is_some(), "the default background analysis");
+    assert!(
+        canary
+            .steps
+            .iter()
+            .any(|s| matches!(s, CanaryStep::Analysis(r) if r.templates == ["error-rate"]))
+    );
 }

@@ -485,10 +485,23 @@ impl BlueGreenDoc {
                 check.value.validate(&path, &check.referenced, p)
             })
             .collect();
+        // Ramp's default judge compares the new stack with the old one under the same
+        // production traffic. Before the switch the preview serves no production traffic,
+        // after it the old stack serves none: blue-green analyses must name their templates.
         let analysis = |doc: &Option<Spanned<AnalysisRefDoc>>, name: &str, p: &mut Problems| {
             doc.as_ref().map(|a| {
                 let path = format!("{path}.{name}");
-                a.value.validate(&path, &a.referenced, declared, p)
+                let resolved = a.value.validate(&path, &a.referenced, declared, p);
+                if resolved.templates.is_empty() {
+                    p.push(
+                        format!("{path}.templates"),
+                        &a.referenced,
+                        "blue-green analyses need templates: the preview and the previous stack \
+                         never serve production traffic side by side, so the default \
+                         canary-against-baseline judge has nothing to compare",
+                    );
+                }
+                resolved
             })
         };
         let pre_promotion_analysis =

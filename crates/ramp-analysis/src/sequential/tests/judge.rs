@@ -32,9 +32,10 @@ fn assert_finite_evidence(judge: &SequentialJudge) {
 
 #[test]
 fn the_false_alarm_rate_is_split_between_the_checks_that_are_on() {
+    // Three quarters of 1% to errors, one quarter to latency.
     let both = SequentialJudge::new(SequentialSettings::default()).status();
-    assert!((both.errors.unwrap().log_threshold - 200f64.ln()).abs() < 1e-12);
-    assert!((both.latency.unwrap().log_threshold - 200f64.ln()).abs() < 1e-12);
+    assert!((both.errors.unwrap().log_threshold - (1.0f64 / 0.0075).ln()).abs() < 1e-12);
+    assert!((both.latency.unwrap().log_threshold - 400f64.ln()).abs() < 1e-12);
     let one = SequentialJudge::new(SequentialSettings {
         latency: false,
         ..Default::default()
@@ -268,7 +269,7 @@ fn the_summary_reads_as_one_line() {
         "{summary}"
     );
     assert!(
-        summary.contains(" of 5.3 needed); latency x1.00 (evidence "),
+        summary.contains(" of 4.9 needed); latency x1.00 (evidence "),
         "{summary}"
     );
     while !judge.failed() {
