@@ -332,3 +332,119 @@ async fn an_unreachable_provider_aborts_after_the_consecutive_error_limit() {
     assert!(settled_on(&plane.status(&svc.name).await, 1));
     plane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_preview_failing_its_pre_promotion_analysis_is_never_switched_to() {
+    let _serial = serial().await;
+    let svc = Svc::new("cart", 1);
+    let preview = common::local(common::free_port());
+    // The preview's own traffic (through the preview listener) is what the analysis reads.
+    let strategy = format!(
+        "blueGreen:
+  previewListen: {preview}
+  prePromotionAnalysis: {{templates: [{{templateName: preview-errors}}]}}"
+    );
+    let templates = "
+  analysisTemplates:
+    - name: preview-errors
+      metrics:
+        - name: errors
+          interval: 1s
+          count: 5
+          initialDelay: 1s
+          successCondition: \"result < 0.1\"
+          provider:
+            builtin: {metric: errorRate, target: canary, window: 3s}
+";
+    let spec = |version: &str, errors: f64| {
+        svc.spec_with(version, &strategy, &with_errors(errors))
+            .replacen("\n  strategy:", &format!("{templates}  strategy:"), 1)
+    };
+    let mut plane = Plane::start("analysis-blue-green").await;
+    plane.apply_ok(&spec("v1", 0.0)).await;
+    plane
+        .wait_for(&svc.name, "serving revision 1", DEPLOY_LIMIT, |s| {
+            settled_on(s, 1) && phase(s) == "Completed"
+        })
+        .await;
+    let main_load = Load::start(svc.listen, 2, PACE);
+    plane.apply_ok(&spec("v2", 0.5)).await;
+    plane
+        .wait_for(&svc.name, "the preview up", DEPLOY_LIMIT, |s| {
+            s.analyses
+                .iter()
+                .any(|a| a.kind == "pre-promotion analysis")
+        })
+        .await;
+    let preview_load = Load::start(preview, 2, PACE);
+    let status = plane
+        .wait_for(
+            &svc.name,
+            "the rollout aborted",
+            Duration::from_secs(30),
+            |s| phase(s) == "Aborted",
+        )
+        .await;
+    let previewed = preview_load.stop().await;
+    let served = main_load.stop().await;
+    let reason = status.rollout.and_then(|r| r.reason).unwrap_or_default();
+    // Failed on measured error rates (not an Error for want of preview traffic).
+    assert!(
+        reason.contains("pre-promotion analysis failed")
+            && reason.contains("preview-errors/errors Failed"),
+        "{reason}"
+    );
+    assert!(
+        previewed.iter().any(|s| served_by(s) == Some("r2")),
+        "the preview served v2"
+    );
+    // Production traffic never reached v2.
+    assert!(
+        served.iter().all(|s| served_by(s) == Some("r1")),
+        "{:?}",
+        served.iter().find(|s| served_by(s) != Some("r1"))
+    );
+    plane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_stops_at_the_first_bad_batch() {
+    let _serial = serial().await;
+    let svc = Svc::new("feed", 3);
+    // Each batch is judged by the default judge, new instances against old ones, before the
+    // next batch starts.
+    let strategy = "rolling:
+  maxSurge: 1
+  maxUnavailable: 0
+  analysis: {}";
+    let mut plane = deploy_v1("analysis-rolling", &svc, strategy, &with_errors(0.01)).await;
+    let load = Load::start(svc.listen, CONNECTIONS, PACE);
+    plane
+        .apply_ok(&svc.spec_with("v2", strategy, &with_errors(0.3)))
+        .await;
+    let status = plane
+        .wait_for(
+            &svc.name,
+            "the update aborted",
+            Duration::from_secs(60),
+            |s| phase(s) == "Aborted",
+        )
+        .await;
+    let reason = status.rollout.and_then(|r| r.reason).unwrap_or_default();
+    assert!(reason.contains("batch of 1 instances failed"), "{reason}");
+    // Back on v1 at once (the v2 instance stays warm, unrouted, for the scale-down delay).
+    let after = plane.status(&svc.name).await;
+    assert!(settled_on(&after, 1), "{after:?}");
+    assert_eq!(
+        traffic(&after).into_keys().collect::<Vec<_>>(),
+        vec!["r1".to_string()]
+    );
+    let samples = load.stop().await;
+    assert_eq!(samples.iter().filter(|s| s.outcome.is_err()).count(), 0);
+    let events = plane.events_text(&svc.name).await;
+    assert!(
+        !events.contains("scaled up to 2"),
+        "no second batch of v2 was started:\n{events}"
+    );
+    plane.stop().await;
+}

@@ -546,13 +546,35 @@ impl Controller {
         if !self.analyses.is_empty() {
             // Without counters (the agent is restarting) the analyses get no slice this tick;
             // builtin measurements then see no traffic and count as provider errors.
-            match self.ctx.agent.client().metrics(&self.name).await {
-                Ok(metrics) => self.analyses.tick(now, &metrics.revisions, &self.internal),
+            match self.router_counters().await {
+                Ok(counters) => self.analyses.tick(now, &counters, &self.internal),
                 Err(e) => tracing::debug!(service = %self.name, "no router counters: {e}"),
             }
             finished.extend(self.analyses.take_finished(now));
         }
         self.report_verdicts(spec, finished)
+    }
+
+    /// Every revision's cumulative request counters in the service's routers, by route name.
+    /// A blue-green preview stack is served by the preview router before the switch, so its
+    /// counters are added when a pre-promotion analysis reads them.
+    async fn router_counters(
+        &self,
+    ) -> Result<BTreeMap<String, ramp_metrics::RevisionSnapshot>, String> {
+        let client = self.ctx.agent.client();
+        let mut counters = client
+            .metrics(&self.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .revisions;
+        if self.analyses.reads_preview()
+            && let Ok(metrics) = client.metrics(&routes::preview_router(&self.name)).await
+        {
+            for (route, snapshot) in metrics.revisions {
+                counters.entry(route).or_default().merge(&snapshot);
+            }
+        }
+        Ok(counters)
     }
 
     /// Feeds finished analyses to the machine; true when the state changed.

@@ -24,6 +24,11 @@ const HOLD_UNAVAILABLE: Duration = Duration::from_secs(10);
 /// How often the agent is asked whether our routers are still there (it may have restarted).
 const VERIFY_EVERY: Duration = Duration::from_secs(1);
 
+/// The name of a service's blue-green preview router in the agent.
+pub(crate) fn preview_router(service: &str) -> String {
+    format!("{service}-preview")
+}
+
 #[derive(Debug)]
 struct Link {
     name: String,
@@ -48,7 +53,7 @@ impl RouterLinks {
         };
         RouterLinks {
             main: link(service.to_string()),
-            preview: link(format!("{service}-preview")),
+            preview: link(preview_router(service)),
             verified: None,
         }
     }

@@ -87,6 +87,13 @@ impl Analyses {
         self.active.is_empty()
     }
 
+    /// A blue-green pre-promotion analysis runs: it reads the preview router too.
+    pub(super) fn reads_preview(&self) -> bool {
+        self.active
+            .iter()
+            .any(|a| a.want.kind == AnalysisKind::PrePromotion)
+    }
+
     /// Starts the wanted analyses that are not running and drops the ones no longer wanted.
     /// An analysis that cannot start (its templates do not resolve) finishes at once, failed.
     pub(super) fn sync(
