@@ -82,6 +82,10 @@ pub(crate) struct Headline {
     pub(crate) scenarios_meeting_goal: usize,
     /// Bad scenarios with a qualifying anchor.
     pub(crate) scenarios_compared: usize,
+    /// Per judge, the median time to detect over every run of every bad scenario at the
+    /// benchmark's own traffic, runs that never alarm counting as infinitely late (`None`
+    /// when the median falls on them).
+    pub(crate) pooled_p50_s: BTreeMap<&'static str, Option<f64>>,
 }
 
 /// Ours must detect at least this many times sooner than the best anchor.
@@ -107,7 +111,11 @@ fn lookup(summaries: &Summaries, judge: &str, scenario: &str) -> Option<Summary>
 
 /// Ours against the best anchor, on each bad scenario, among judges whose false-alarm rate
 /// at the same traffic is within `budget`.
-pub(crate) fn headline(summaries: &Summaries, budget: f64) -> Headline {
+pub(crate) fn headline(
+    summaries: &Summaries,
+    budget: f64,
+    pooled_p50_s: BTreeMap<&'static str, Option<f64>>,
+) -> Headline {
     let mut per_scenario = BTreeMap::new();
     for scenario in scenario::ALL.iter().filter(|s| s.kind == Kind::Bad) {
         let matched_on = scenario::aa_reference(scenario).name;
@@ -160,6 +168,7 @@ pub(crate) fn headline(summaries: &Summaries, budget: f64) -> Headline {
         scenarios_meeting_goal: compared.iter().filter(|e| e.meets_goal).count(),
         scenarios_compared: compared.len(),
         per_scenario,
+        pooled_p50_s,
     }
 }
 
@@ -245,7 +254,7 @@ mod tests {
             ("kayenta_mwu", "aa", aa(0.03)),
             ("kayenta_mwu", "errors_1_to_5", bad(30.0)),
         ]);
-        let h = headline(&s, 0.01);
+        let h = headline(&s, 0.01, BTreeMap::new());
         let entry = &h.per_scenario["errors_1_to_5"];
         assert_eq!(entry.matched_on, "aa");
         assert_eq!(entry.best_anchor, Some("argo_threshold"));
@@ -265,7 +274,7 @@ mod tests {
                 ("argo_threshold", "aa", aa(0.01)),
                 ("argo_threshold", "errors_1_to_2", bad(120.0)),
             ]);
-            headline(&s, 0.01).per_scenario["errors_1_to_2"].meets_goal
+            headline(&s, 0.01, BTreeMap::new()).per_scenario["errors_1_to_2"].meets_goal
         };
         assert!(goal(40.0, 0.004));
         assert!(!goal(41.0, 0.004), "only 2.9x sooner");
@@ -281,7 +290,7 @@ mod tests {
             ("argo_threshold", "low_traffic_aa", aa(0.5)),
             ("argo_threshold", "low_traffic", bad(60.0)),
         ]);
-        let entry = &headline(&s, 0.01).per_scenario["low_traffic"];
+        let entry = &headline(&s, 0.01, BTreeMap::new()).per_scenario["low_traffic"];
         assert_eq!(entry.matched_on, "low_traffic_aa");
         assert_eq!(entry.best_anchor, None);
         assert_eq!(entry.ratio, None);
