@@ -282,10 +282,23 @@ fn last_measurement(metric: &Value) -> Option<&Value> {
 }
 
 /// A measured value as text: strings and numbers as they are, anything else as compact JSON.
+/// Longer objects are not written into a table cell.
+const MAX_VALUE_CELL: usize = 80;
+
 fn value_text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
+        // A judge's value is a large object; its message says what it holds, and the
+        // Evidence section shows it whole.
+        Value::Object(_) | Value::Array(_) => {
+            let text = value.to_string();
+            if text.chars().count() > MAX_VALUE_CELL {
+                "(see Evidence)".into()
+            } else {
+                text
+            }
+        }
         other => other.to_string(),
     }
 }
