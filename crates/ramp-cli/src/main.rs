@@ -5,6 +5,7 @@ mod api_client;
 mod commands;
 mod demo;
 mod demo_app;
+mod flags_cmd;
 mod load;
 mod proxy_cmd;
 mod quickstart;
@@ -177,6 +178,11 @@ enum Command {
     },
     /// Run a small HTTP service whose behaviour (version, errors, latency) is set by flags.
     DemoApp(demo_app::DemoAppArgs),
+    /// Feature flags: serve flag files to OpenFeature clients.
+    Flags {
+        #[command(subcommand)]
+        command: flags_cmd::FlagsCommand,
+    },
     /// Show the router at work: weighted split, sticky users, header routes, draining, metrics.
     Demo {
         /// Requests sent in each phase of the demo.
@@ -281,6 +287,7 @@ fn main() -> ExitCode {
             Command::RouterAgent { socket } => agent_cmd::run(&socket).await,
             Command::DemoApp(args) => demo_app::run(args).await,
             Command::Demo { requests } => demo::run(requests).await,
+            Command::Flags { command } => flags_cmd::run(command).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -1,0 +1,326 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP 0.3.0) over HTTP.
+//!
+//! - `POST /ofrep/v1/evaluate/flags/{key}`: 200 with the resolution, 404 `FLAG_NOT_FOUND`, 400
+//!   for any other error code (an unusable body is `INVALID_CONTEXT`).
+//! - `POST /ofrep/v1/evaluate/flags`: every visible flag, failures inline, the flag set's
+//!   metadata, and an `ETag` so a polling client gets 304 while nothing it sees changed.
+//! - `Flagd-Selector: flagSetId=<id>` or `source=<name>` narrows the flags a request sees.
+//! - With a token configured, requests need `Authorization: Bearer T` or `X-API-Key: T`.
+
+mod auth;
+mod etag;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use ramp_flags::model::{FlagStore, Selector};
+use ramp_flags::resolve::{ErrorCode, Evaluation, ValueType};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+
+use crate::metrics::EvaluationMetrics;
+use crate::source::FlagSource;
+use wire::{Bulk, Outcome, RequestFailure};
+
+/// The request header that selects a flag set or source.
+pub const SELECTOR_HEADER: &str = "flagd-selector";
+
+/// The default request body limit (64 KiB): contexts are small, and a limit keeps a client from
+/// making the server buffer arbitrary amounts.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How the OFREP server treats requests.
+#[derive(Debug, Clone)]
+pub struct OfrepOptions {
+    /// The shared token clients must present; `None` serves everyone.
+    pub token: Option<String>,
+    /// Larger request bodies are answered 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for OfrepOptions {
+    fn default() -> Self {
+        OfrepOptions {
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    source: Arc<FlagSource>,
+    metrics: Arc<EvaluationMetrics>,
+    token: Option<String>,
+}
+
+type AppState = State<Arc<Shared>>;
+
+/// The OFREP routes, evaluating against whatever `source` holds at each request.
+pub fn router(
+    source: Arc<FlagSource>,
+    metrics: Arc<EvaluationMetrics>,
+    options: OfrepOptions,
+) -> axum::Router {
+    let shared = Arc::new(Shared {
+        source,
+        metrics,
+        token: options.token,
+    });
+    axum::Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(shared)
+}
+
+/// Serves OFREP on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    source: Arc<FlagSource>,
+    metrics: Arc<EvaluationMetrics>,
+    options: OfrepOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(source, metrics, options))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Refuses requests without the configured token before their body is read.
+async fn authenticate(State(shared): AppState, request: Request, next: Next) -> Response {
+    let (status, details) = match auth::check(request.headers(), shared.token.as_deref()) {
+        auth::Verdict::Allowed => return next.run(request).await,
+        auth::Verdict::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "credentials required: send Authorization: Bearer <token> or X-API-Key: <token>",
+        ),
+        auth::Verdict::Wrong => (StatusCode::FORBIDDEN, "the credentials sent are not valid"),
+    };
+    let mut response = json_response(
+        status,
+        &GeneralError {
+            error_details: details,
+        },
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// OFREP's `generalErrorResponse`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GeneralError<'a> {
+    error_details: &'a str,
+}
+
+/// What the request asked for, once its body and headers are understood.
+struct Query {
+    selector: Selector,
+    context: Map<String, Value>,
+}
+
+/// Why a request was refused before any flag was evaluated.
+struct Refusal {
+    status: StatusCode,
+    code: ErrorCode,
+    details: String,
+}
+
+impl Refusal {
+    fn bad_request(code: ErrorCode, details: String) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            details,
+        }
+    }
+
+    /// The response: the single-flag shape with `key`, the bulk shape without.
+    fn respond(&self, key: Option<&str>) -> Response {
+        json_response(
+            self.status,
+            &RequestFailure::new(key, self.code, &self.details),
+        )
+    }
+}
+
+/// Reads the selector header and the body's context.
+fn read_query(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Query, Refusal> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: ErrorCode::General,
+                details: "the request body exceeds the size limit".to_owned(),
+            }
+        } else {
+            Refusal::bad_request(ErrorCode::InvalidContext, rejection.body_text())
+        }
+    })?;
+    let selector = match headers.get(SELECTOR_HEADER) {
+        None => Selector::All,
+        Some(value) => value
+            .to_str()
+            .map_err(|_| "the Flagd-Selector header is not text".to_owned())
+            .and_then(|text| Selector::parse(text).map_err(|error| error.to_string()))
+            .map_err(|details| Refusal::bad_request(ErrorCode::General, details))?,
+    };
+    let context = wire::parse_context(&body)
+        .map_err(|details| Refusal::bad_request(ErrorCode::InvalidContext, details))?;
+    Ok(Query { selector, context })
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+async fn evaluate_one(
+    State(shared): AppState,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let query = match read_query(&headers, body) {
+        Ok(query) => query,
+        Err(refusal) => return refusal.respond(Some(&key)),
+    };
+    let store = shared.source.current();
+    let evaluation = store.select(&query.selector).evaluate(
+        &key,
+        &query.context,
+        ValueType::Any,
+        now_unix_seconds(),
+    );
+    record(&shared.metrics, &evaluation);
+    let status = match evaluation.error_code() {
+        None => StatusCode::OK,
+        Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::BAD_REQUEST,
+    };
+    json_response(status, &Outcome::of(&evaluation))
+}
+
+/// `POST /ofrep/v1/evaluate/flags`.
+async fn evaluate_all(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let query = match read_query(&headers, body) {
+        Ok(query) => query,
+        Err(refusal) => return refusal.respond(None),
+    };
+    let store = shared.source.current();
+    let evaluations = store
+        .select(&query.selector)
+        .evaluate_all(&query.context, now_unix_seconds());
+    for evaluation in &evaluations {
+        record(&shared.metrics, evaluation);
+    }
+    let bulk = Bulk {
+        flags: evaluations.iter().map(Outcome::of).collect(),
+        metadata: flag_set_metadata(&store, &query.selector),
+    };
+    let body = match serde_json::to_vec(&bulk) {
+        Ok(body) => body,
+        Err(error) => return serialisation_failed(&error),
+    };
+    let tag = etag::of_body(&body);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| etag::none_match_hits(value, &tag));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_bytes(StatusCode::OK, body)
+    };
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The metadata of the flag set a selector shows: the selected sources' file metadata, later
+/// sources winning, with the selected `flagSetId` stated.
+fn flag_set_metadata(store: &FlagStore, selector: &Selector) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    for name in store.source_names() {
+        let Some(file) = store.source(name) else {
+            continue;
+        };
+        let admitted = match selector {
+            Selector::All => true,
+            Selector::Source(wanted) => wanted == name,
+            Selector::FlagSet(id) => file.flag_set_id() == Some(id.as_str()),
+        };
+        if admitted {
+            metadata.extend(file.metadata().clone());
+        }
+    }
+    if let Selector::FlagSet(id) = selector {
+        metadata.insert(
+            ramp_flags::model::FLAG_SET_ID_KEY.to_owned(),
+            Value::from(id.as_str()),
+        );
+    }
+    metadata
+}
+
+fn record(metrics: &EvaluationMetrics, evaluation: &Evaluation) {
+    if evaluation.error_code() == Some(ErrorCode::FlagNotFound) {
+        metrics.record_unknown_flag();
+    } else {
+        metrics.record(&evaluation.key, evaluation.reason);
+    }
+}
+
+fn now_unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => json_bytes(status, bytes),
+        Err(error) => serialisation_failed(&error),
+    }
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Only reachable if a flag value cannot be written as JSON, which validated files rule out.
+fn serialisation_failed(error: &serde_json::Error) -> Response {
+    tracing::error!("cannot serialise an OFREP response: {error}");
+    let details = format!("cannot serialise the response: {error}");
+    let body = serde_json::to_vec(&GeneralError {
+        error_details: &details,
+    })
+    .unwrap_or_default();
+    json_bytes(StatusCode::INTERNAL_SERVER_ERROR, body)
+}
