@@ -1,0 +1,381 @@
+//! Flag evaluation benchmark: in-process evaluations per second of Ramp's flag engine
+//! (`ramp-flags`) against the flagd reference evaluators, `@openfeature/flagd-core` (node) and
+//! `openfeature-flagd-core` (Python), on the same flags and contexts in the same run.
+//!
+//! Method: one flag file (`bench/flags/flags.json`) holds a static, a rule-based and a
+//! fractional flag. A seeded population of users is written to a workload file that all three
+//! evaluators read. In every round each evaluator (in rotating order, so none always runs on a
+//! cooler or hotter machine) warms up, then cycles through the contexts for a fixed time per
+//! class; the published figure is the median over rounds. Each evaluator also reports the
+//! variant it served to every context, and Ramp's are compared with both references: a speed
+//! figure only counts if the answers agree. Results go to `target/bench-results/flags.json`.
+
+mod compare;
+mod driver;
+mod engine;
+mod probe;
+mod report;
+mod rng;
+mod workload;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{Map, Value, json};
+
+use crate::compare::{Mismatches, compare_variants};
+use crate::driver::{Driver, DriverReport, RunSpec};
+use crate::engine::RampEngine;
+use crate::report::{EvaluatorSummary, Results, mismatches_json};
+use crate::workload::{FlagClass, PerClass, generate_contexts, workload_document};
+
+/// The workspace root, for default paths that work from any current directory.
+const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+#[derive(Debug, Parser)]
+#[command(about = "In-process flag evaluation speed: Ramp vs the flagd reference evaluators")]
+struct Args {
+    /// The flag file all evaluators load.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/flags.json"))]
+    flags: PathBuf,
+    /// Number of user contexts.
+    #[arg(long, default_value_t = 1_000)]
+    contexts: usize,
+    /// Seed of the user population.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Timed seconds per evaluator, class and round.
+    #[arg(long, default_value_t = 2.0)]
+    duration_secs: f64,
+    /// Untimed warm-up seconds per evaluator and class before each round's timing.
+    #[arg(long, default_value_t = 0.5)]
+    warmup_secs: f64,
+    /// Rounds; the published figure is the median.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The node executable.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// The JavaScript driver.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/js/bench.mjs"))]
+    js_driver: PathBuf,
+    /// The node_modules directory holding @openfeature/flagd-core.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-flags-js/node_modules"))]
+    js_modules: PathBuf,
+    /// The Python interpreter with openfeature-flagd-core installed.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-flags-venv/bin/python"))]
+    python: PathBuf,
+    /// The Python driver.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/py/bench.py"))]
+    py_driver: PathBuf,
+    /// Leave out the JavaScript reference.
+    #[arg(long)]
+    skip_js: bool,
+    /// Leave out the Python reference.
+    #[arg(long)]
+    skip_python: bool,
+    /// Print a per-step cost breakdown of Ramp's evaluations instead of benchmarking.
+    #[arg(long)]
+    breakdown: bool,
+    /// Where the shared workload (flag classes and contexts) is written.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-flags/workload.json"))]
+    workload: PathBuf,
+    /// The results file.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-results/flags.json"))]
+    out: PathBuf,
+}
+
+/// One evaluator taking part in a round.
+#[derive(Debug, Clone)]
+enum Participant {
+    Ramp,
+    Reference(Driver),
+}
+
+impl Participant {
+    fn name(&self) -> &'static str {
+        match self {
+            Participant::Ramp => "rust",
+            Participant::Reference(driver) => driver.name,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("[bench] FAILED: Ramp disagrees with the JavaScript reference (see above)");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("[bench] ERROR: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark; `Ok(false)` when results were written but Ramp's variants disagree with
+/// the JavaScript reference.
+fn run(args: &Args) -> Result<bool, String> {
+    let started = Instant::now();
+    let duration = seconds(args.duration_secs, "--duration-secs")?;
+    let warmup = seconds(args.warmup_secs, "--warmup-secs")?;
+    if args.rounds == 0 || args.contexts == 0 {
+        return Err("--rounds and --contexts must be at least 1".to_owned());
+    }
+    let flag_text = read(&args.flags)?;
+    let engine = RampEngine::load(&flag_text)?;
+    let contexts = generate_contexts(args.contexts, args.seed);
+    if args.breakdown {
+        println!(
+            "{}",
+            probe::render(&probe::breakdown(&engine, &contexts, duration))
+        );
+        return Ok(true);
+    }
+    write_json(&args.workload, &workload_document(&contexts))?;
+
+    let participants = participants(args);
+    let spec = RunSpec {
+        flags_path: args.flags.clone(),
+        workload_path: args.workload.clone(),
+        duration,
+        warmup,
+    };
+    let mut ramp_rounds = Vec::new();
+    let mut reports: Vec<(&'static str, Vec<DriverReport>)> = Vec::new();
+    let mut orders = Vec::new();
+    for round in 0..args.rounds {
+        let mut order = participants.clone();
+        order.rotate_left(round % participants.len());
+        orders.push(order.iter().map(Participant::name).collect::<Vec<_>>());
+        for participant in &order {
+            eprintln!(
+                "[bench] round {}/{}: {}",
+                round + 1,
+                args.rounds,
+                participant.name()
+            );
+            match participant {
+                Participant::Ramp => {
+                    engine.measure(&contexts, warmup);
+                    ramp_rounds.push(engine.measure(&contexts, duration));
+                }
+                Participant::Reference(driver) => {
+                    let report = driver.run(&spec)?;
+                    match reports.iter_mut().find(|(name, _)| *name == driver.name) {
+                        Some((_, list)) => list.push(report),
+                        None => reports.push((driver.name, vec![report])),
+                    }
+                }
+            }
+        }
+    }
+
+    let ramp_variants = PerClass::from_fn(|class| engine.variants(class, &contexts));
+    let rust = EvaluatorSummary::new(
+        "ramp-flags".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+        "rust (release build)".to_owned(),
+        ramp_rounds,
+    );
+    let summaries: Vec<(&str, EvaluatorSummary, &DriverReport)> = reports
+        .iter()
+        .filter_map(|(name, list)| {
+            let first = list.first()?;
+            let rounds = list.iter().map(DriverReport::rates).collect();
+            let summary = EvaluatorSummary::new(
+                first.evaluator.clone(),
+                first.version.clone(),
+                first.runtime.clone(),
+                rounds,
+            );
+            Some((*name, summary, first))
+        })
+        .collect();
+    let summary_of = |wanted: &str| {
+        summaries
+            .iter()
+            .find(|(name, _, _)| *name == wanted)
+            .map(|(_, summary, _)| summary)
+    };
+
+    let mut mismatches = Map::new();
+    let mut notes = vec![
+        "In-process evaluation only: ofrep_rps, ofrep_p99_ms, grpc_rps and propagation_p99_ms are \
+         measured by later parts of this benchmark and are null here."
+            .to_owned(),
+        format!(
+            "Each eps figure is the median of {} rounds; per round every evaluator warms up for \
+             {}s and is then timed for {}s per flag class, evaluators in rotating order.",
+            args.rounds, args.warmup_secs, args.duration_secs
+        ),
+        "Calls timed: Ramp FlagStore::evaluate (typed, clock read per call for $flagd.timestamp); \
+         JS FlagdCore.resolveBooleanEvaluation / resolveStringEvaluation; Python \
+         FlagdCore.resolve_boolean_value / resolve_string_value."
+            .to_owned(),
+    ];
+    let mut agrees_with_js = true;
+    for (name, _, report) in &summaries {
+        let per_class = PerClass::from_fn(|class| {
+            compare_variants(
+                &contexts,
+                ramp_variants.get(class),
+                report.variants.get(class),
+            )
+        });
+        print_mismatches(name, &per_class);
+        let mut entry = mismatches_json(&per_class);
+        if *name == "js" {
+            agrees_with_js = FlagClass::ALL
+                .iter()
+                .all(|class| per_class.get(*class).is_clean());
+        }
+        if *name == "python" && !per_class.fractional.is_clean() {
+            let cbor = cbor_fractional_comparison(&flag_text, &contexts, report)?;
+            notes.push(format!(
+                "openfeature-flagd-core (Python) buckets fractional over the CBOR encoding of \
+                 [flagKey, targetingKey] (flagd's v3), not the UTF-8 of flagKey+targetingKey (v2, \
+                 what flagd and the JS evaluator use): it differs from Ramp's v2 result on {} of \
+                 {} contexts and from Ramp's v3 option on {} of {}.",
+                per_class.fractional.count,
+                per_class.fractional.compared,
+                cbor.count,
+                cbor.compared
+            ));
+            entry.insert("fractional_vs_ramp_cbor_v3".to_owned(), json!(cbor));
+        }
+        mismatches.insert((*name).to_owned(), Value::Object(entry));
+    }
+
+    let params = json!({
+        "contexts": args.contexts,
+        "seed": args.seed,
+        "duration_secs": args.duration_secs,
+        "warmup_secs": args.warmup_secs,
+        "rounds": args.rounds,
+        "round_orders": orders,
+        "flag_file": display_relative(&args.flags),
+        "flags": PerClass::from_fn(FlagClass::flag_key),
+        "available_cpus": std::thread::available_parallelism().map_or(0, usize::from),
+        "wall_seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    });
+    let results = Results {
+        params,
+        rust: &rust,
+        js: summary_of("js"),
+        python: summary_of("python"),
+        mismatches,
+        notes,
+    };
+    write_json(&args.out, &results.to_json())?;
+    println!("{}", results.table());
+    eprintln!(
+        "[bench] wrote {} in {:.1}s",
+        display_relative(&args.out),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(agrees_with_js)
+}
+
+fn participants(args: &Args) -> Vec<Participant> {
+    let mut participants = vec![Participant::Ramp];
+    if !args.skip_js {
+        participants.push(Participant::Reference(Driver {
+            name: "js",
+            program: args.node.clone(),
+            leading_args: vec![
+                args.js_driver.clone().into_os_string(),
+                OsString::from("--modules"),
+                args.js_modules.clone().into_os_string(),
+            ],
+        }));
+    }
+    if !args.skip_python {
+        participants.push(Participant::Reference(Driver {
+            name: "python",
+            program: args.python.clone(),
+            leading_args: vec![args.py_driver.clone().into_os_string()],
+        }));
+    }
+    participants
+}
+
+/// Ramp with v3 (CBOR) fractional bucketing against the Python reference's fractional answers.
+fn cbor_fractional_comparison(
+    flag_text: &str,
+    contexts: &[Map<String, Value>],
+    report: &DriverReport,
+) -> Result<Mismatches, String> {
+    let cbor_engine = RampEngine::load_cbor_fractional(flag_text)?;
+    let variants = cbor_engine.variants(FlagClass::Fractional, contexts);
+    Ok(compare_variants(
+        contexts,
+        &variants,
+        &report.variants.fractional,
+    ))
+}
+
+fn print_mismatches(name: &str, per_class: &PerClass<Mismatches>) {
+    for class in FlagClass::ALL {
+        let result = per_class.get(class);
+        if result.is_clean() {
+            eprintln!(
+                "[bench] {name} {}: all {} variants equal Ramp's",
+                class.name(),
+                result.compared
+            );
+            continue;
+        }
+        eprintln!(
+            "[bench] {name} {}: {} of {} variants differ from Ramp's, e.g.",
+            class.name(),
+            result.count,
+            result.compared
+        );
+        for example in &result.examples {
+            eprintln!(
+                "[bench]   #{} {}: ramp {:?}, {name} {:?}",
+                example.index,
+                example.targeting_key.as_deref().unwrap_or("?"),
+                example.ramp,
+                example.other
+            );
+        }
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} must be a non-negative number of seconds, got {value}"))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| format!("cannot serialise {}: {error}", path.display()))?;
+    fs::write(path, text + "\n")
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+/// A path shown relative to the workspace root when it lies inside it.
+fn display_relative(path: &Path) -> String {
+    let root = Path::new(REPO_ROOT).canonicalize().ok();
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    root.and_then(|root| full.strip_prefix(root).ok().map(Path::to_path_buf))
+        .unwrap_or(full)
+        .display()
+        .to_string()
+}

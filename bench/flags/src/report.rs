@@ -1,0 +1,251 @@
+//! Turning rounds of measurements into the published figures: medians per evaluator and class,
+//! Ramp's speed ratio against each reference evaluator, the results file and a table.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::compare::Mismatches;
+use crate::workload::{FlagClass, PerClass};
+
+/// How many times faster than the JavaScript reference Ramp aims to be on every class.
+pub(crate) const GOAL_RATIO_VS_JS: f64 = 3.0;
+
+/// One evaluator's measurements over all rounds.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EvaluatorSummary {
+    pub(crate) evaluator: String,
+    pub(crate) version: String,
+    pub(crate) runtime: String,
+    /// Median evaluations per second per class.
+    pub(crate) static_eps: f64,
+    pub(crate) rule_eps: f64,
+    pub(crate) fractional_eps: f64,
+    /// Every round's figures, in round order.
+    pub(crate) rounds: Vec<PerClass<f64>>,
+}
+
+impl EvaluatorSummary {
+    pub(crate) fn new(
+        evaluator: String,
+        version: String,
+        runtime: String,
+        rounds: Vec<PerClass<f64>>,
+    ) -> EvaluatorSummary {
+        let medians = PerClass::from_fn(|class| {
+            let values: Vec<f64> = rounds.iter().map(|round| *round.get(class)).collect();
+            median(&values).unwrap_or(0.0)
+        });
+        EvaluatorSummary {
+            evaluator,
+            version,
+            runtime,
+            static_eps: medians.static_,
+            rule_eps: medians.rule,
+            fractional_eps: medians.fractional,
+            rounds,
+        }
+    }
+
+    pub(crate) fn rate(&self, class: FlagClass) -> f64 {
+        match class {
+            FlagClass::Static => self.static_eps,
+            FlagClass::Rule => self.rule_eps,
+            FlagClass::Fractional => self.fractional_eps,
+        }
+    }
+}
+
+/// The middle value (mean of the two middle ones for an even count); `None` when empty.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
+
+/// How many times faster `ours` is than `theirs`; `None` when there is no baseline figure.
+pub(crate) fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+    theirs
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| round_to(ours / rate, 3))
+}
+
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// Everything the results file holds besides the computed ratios.
+#[derive(Debug)]
+pub(crate) struct Results<'a> {
+    pub(crate) params: Value,
+    pub(crate) rust: &'a EvaluatorSummary,
+    pub(crate) js: Option<&'a EvaluatorSummary>,
+    pub(crate) python: Option<&'a EvaluatorSummary>,
+    /// Per reference evaluator (`js`, `python`), per comparison name, its mismatches.
+    pub(crate) mismatches: Map<String, Value>,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Results<'_> {
+    /// The results document (`target/bench-results/flags.json`).
+    pub(crate) fn to_json(&self) -> Value {
+        let mut document = Map::new();
+        document.insert("params".to_owned(), self.params.clone());
+        document.insert("rust".to_owned(), json!(self.rust));
+        document.insert("js".to_owned(), json!(self.js));
+        document.insert("python".to_owned(), json!(self.python));
+        for (prefix, baseline) in [("js", self.js), ("py", self.python)] {
+            for class in FlagClass::ALL {
+                let value = ratio(
+                    self.rust.rate(class),
+                    baseline.map(|summary| summary.rate(class)),
+                );
+                document.insert(
+                    format!("eval_ratio_vs_{prefix}_{}", class.name()),
+                    json!(value),
+                );
+            }
+        }
+        for later in [
+            "ofrep_rps",
+            "ofrep_p99_ms",
+            "grpc_rps",
+            "propagation_p99_ms",
+        ] {
+            document.insert(later.to_owned(), Value::Null);
+        }
+        document.insert(
+            "mismatches".to_owned(),
+            Value::Object(self.mismatches.clone()),
+        );
+        document.insert("notes".to_owned(), json!(self.notes));
+        Value::Object(document)
+    }
+
+    /// A human-readable table of medians and ratios.
+    pub(crate) fn table(&self) -> String {
+        let mut lines = vec![format!(
+            "{:<11} {:>14} {:>14} {:>14} {:>8} {:>8}  goal {GOAL_RATIO_VS_JS}x js",
+            "class", "ramp eval/s", "js eval/s", "python eval/s", "vs js", "vs py"
+        )];
+        for class in FlagClass::ALL {
+            let js = self.js.map(|summary| summary.rate(class));
+            let python = self.python.map(|summary| summary.rate(class));
+            let vs_js = ratio(self.rust.rate(class), js);
+            let vs_py = ratio(self.rust.rate(class), python);
+            let goal = match vs_js {
+                Some(value) if value >= GOAL_RATIO_VS_JS => "met",
+                Some(_) => "MISSED",
+                None => "-",
+            };
+            lines.push(format!(
+                "{:<11} {:>14} {:>14} {:>14} {:>8} {:>8}  {goal}",
+                class.name(),
+                format_rate(Some(self.rust.rate(class))),
+                format_rate(js),
+                format_rate(python),
+                format_ratio(vs_js),
+                format_ratio(vs_py),
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Per-class mismatches as `{"static": .., "rule": .., "fractional": ..}`.
+pub(crate) fn mismatches_json(per_class: &PerClass<Mismatches>) -> Map<String, Value> {
+    FlagClass::ALL
+        .iter()
+        .map(|class| (class.name().to_owned(), json!(per_class.get(*class))))
+        .collect()
+}
+
+fn format_rate(rate: Option<f64>) -> String {
+    match rate {
+        Some(rate) if rate >= 1e6 => format!("{:.2} M", rate / 1e6),
+        Some(rate) if rate >= 1e3 => format!("{:.1} k", rate / 1e3),
+        Some(rate) => format!("{rate:.0}"),
+        None => "-".to_owned(),
+    }
+}
+
+fn format_ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}x"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn summary(rounds: Vec<PerClass<f64>>) -> EvaluatorSummary {
+        EvaluatorSummary::new("e".into(), "1".into(), "r".into(), rounds)
+    }
+
+    fn rates(static_: f64, rule: f64, fractional: f64) -> PerClass<f64> {
+        PerClass {
+            static_,
+            rule,
+            fractional,
+        }
+    }
+
+    #[test]
+    fn medians_are_taken_per_class() {
+        let result = summary(vec![
+            rates(3.0, 10.0, 1.0),
+            rates(1.0, 30.0, 2.0),
+            rates(2.0, 20.0, 9.0),
+        ]);
+        assert_eq!(
+            (result.static_eps, result.rule_eps, result.fractional_eps),
+            (2.0, 20.0, 2.0)
+        );
+        assert_eq!(median(&[4.0, 1.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn results_carry_ratios_and_null_placeholders() {
+        let rust = summary(vec![rates(90.0, 60.0, 30.0)]);
+        let js = summary(vec![rates(30.0, 20.0, 20.0)]);
+        let results = Results {
+            params: json!({}),
+            rust: &rust,
+            js: Some(&js),
+            python: None,
+            mismatches: Map::new(),
+            notes: vec!["n".into()],
+        };
+        let document = results.to_json();
+        assert_eq!(document["eval_ratio_vs_js_static"], json!(3.0));
+        assert_eq!(document["eval_ratio_vs_js_fractional"], json!(1.5));
+        assert_eq!(document["eval_ratio_vs_py_rule"], Value::Null);
+        assert_eq!(document["ofrep_rps"], Value::Null);
+        assert_eq!(document["js"]["rule_eps"], json!(20.0));
+        let table = results.table();
+        assert!(table.contains("MISSED"), "{table}");
+        assert!(table.contains("met"), "{table}");
+    }
+
+    proptest! {
+        #[test]
+        fn median_lies_within_the_values(values in proptest::collection::vec(0.0f64..1e9, 1..20)) {
+            let middle = median(&values).unwrap();
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            prop_assert!(low <= middle && middle <= high);
+        }
+
+        #[test]
+        fn ratio_is_absent_without_a_positive_baseline(ours in 0.0f64..1e9) {
+            prop_assert_eq!(ratio(ours, None), None);
+            prop_assert_eq!(ratio(ours, Some(0.0)), None);
+        }
+    }
+}
