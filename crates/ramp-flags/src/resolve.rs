@@ -9,9 +9,6 @@ use serde_json::{Map, Number, Value};
 
 use crate::model::{Flag, FlagState, FlagStore, Flags, Targeting, VariantType};
 
-/// The context key under which flagd exposes evaluation facts to rules.
-const FLAGD_CONTEXT_KEY: &str = "$flagd";
-
 /// The outcome of resolving one flag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
@@ -238,8 +235,8 @@ pub fn evaluate_flag(
             return Evaluation::failed(key, ErrorCode::ParseError, message.clone(), metadata);
         }
         Targeting::Rule(rule) => {
-            let enriched = with_flagd_facts(context, key, now_unix_seconds);
-            let result = match rule.evaluate(&enriched) {
+            let facts = flagd_facts(key, now_unix_seconds);
+            let result = match rule.evaluate_with_flagd(context, &facts) {
                 Ok(result) => result,
                 Err(error) => {
                     let message = format!("targeting of flag '{key}' failed: {error}");
@@ -283,19 +280,13 @@ pub fn evaluate_flag(
     }
 }
 
-/// The caller's context plus `$flagd.flagKey` and `$flagd.timestamp` (replacing any `$flagd` the
-/// caller sent, so rules can trust them).
-fn with_flagd_facts(
-    context: &Map<String, Value>,
-    key: &str,
-    now_unix_seconds: u64,
-) -> Map<String, Value> {
+/// `$flagd` for a rule: the flag key and the time. It is passed beside the caller's context
+/// (which is not copied) and wins over any `$flagd` the caller sent, so rules can trust it.
+fn flagd_facts(key: &str, now_unix_seconds: u64) -> Value {
     let mut facts = Map::new();
     facts.insert("flagKey".to_owned(), Value::from(key));
     facts.insert("timestamp".to_owned(), Value::from(now_unix_seconds));
-    let mut enriched = context.clone();
-    enriched.insert(FLAGD_CONTEXT_KEY.to_owned(), Value::Object(facts));
-    enriched
+    Value::Object(facts)
 }
 
 /// Maps a targeting result to a variant: null means "use the default", a string (or a boolean,

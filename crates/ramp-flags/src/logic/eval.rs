@@ -12,7 +12,7 @@ type Eval<'a> = Result<Cow<'a, Value>, EvalError>;
 /// What `var` reads: the caller's context, or the item a scoped operator is visiting.
 #[derive(Debug, Clone, Copy)]
 enum Scope<'a> {
-    Root(&'a Map<String, Value>),
+    Root(Root<'a>),
     Item(&'a Value),
     Reduce {
         current: &'a Value,
@@ -20,10 +20,41 @@ enum Scope<'a> {
     },
 }
 
+/// The data a rule evaluates against: the caller's context, and `$flagd` (the flag key and the
+/// time) kept beside it so the context is never copied to add them. `$flagd` given here wins
+/// over one in the context, so callers cannot forge it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Root<'a> {
+    context: &'a Map<String, Value>,
+    flagd: Option<&'a Value>,
+}
+
+/// The key under which `$flagd` is read.
+const FLAGD_KEY: &str = "$flagd";
+
+impl<'a> Root<'a> {
+    /// A top-level property.
+    pub(super) fn get(self, key: &str) -> Option<&'a Value> {
+        match self.flagd {
+            Some(flagd) if key == FLAGD_KEY => Some(flagd),
+            _ => self.context.get(key),
+        }
+    }
+
+    /// The whole data as one object (for `var: ""`; rare, so it may copy).
+    fn to_value(self) -> Value {
+        let mut map = self.context.clone();
+        if let Some(flagd) = self.flagd {
+            map.insert(FLAGD_KEY.to_owned(), flagd.clone());
+        }
+        Value::Object(map)
+    }
+}
+
 /// Per-evaluation settings that scoped operators do not change.
 #[derive(Debug, Clone, Copy)]
 struct Env<'a> {
-    root: &'a Map<String, Value>,
+    root: Root<'a>,
     options: LogicOptions,
 }
 
@@ -31,13 +62,12 @@ struct Env<'a> {
 pub(super) fn evaluate_root(
     node: &Node,
     context: &Map<String, Value>,
+    flagd: Option<&Value>,
     options: LogicOptions,
 ) -> Result<Value, EvalError> {
-    let env = Env {
-        root: context,
-        options,
-    };
-    eval(node, env, Scope::Root(context)).map(Cow::into_owned)
+    let root = Root { context, flagd };
+    let env = Env { root, options };
+    eval(node, env, Scope::Root(root)).map(Cow::into_owned)
 }
 
 fn eval<'a>(node: &'a Node, env: Env<'a>, scope: Scope<'a>) -> Eval<'a> {
@@ -110,7 +140,7 @@ fn eval_var<'a>(
 
 fn whole_data(scope: Scope<'_>) -> Cow<'_, Value> {
     match scope {
-        Scope::Root(map) => Cow::Owned(Value::Object(map.clone())),
+        Scope::Root(root) => Cow::Owned(root.to_value()),
         Scope::Item(value) => Cow::Borrowed(value),
         Scope::Reduce {
             current,
@@ -127,7 +157,7 @@ fn whole_data(scope: Scope<'_>) -> Cow<'_, Value> {
 fn lookup<'a>(scope: Scope<'a>, segments: &[Segment]) -> Option<&'a Value> {
     let (first, rest) = segments.split_first()?;
     let start = match scope {
-        Scope::Root(map) => map.get(&first.key)?,
+        Scope::Root(root) => root.get(&first.key)?,
         Scope::Item(value) => child(value, first)?,
         Scope::Reduce {
             current,

@@ -6,8 +6,9 @@
 
 use super::FractionalVersion;
 use super::cbor;
+use super::eval::Root;
 use super::murmur::murmur3_x86_32;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// The largest total weight flagd accepts (and so the finest split).
@@ -18,7 +19,7 @@ const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
 pub(super) fn evaluate(
     version: FractionalVersion,
     args: &[Cow<'_, Value>],
-    context: &Map<String, Value>,
+    context: Root<'_>,
 ) -> Value {
     let Some((key, buckets)) = bucketing_input(version, args, context) else {
         return Value::Null;
@@ -48,7 +49,7 @@ type BucketingInput<'v> = (Cow<'v, [u8]>, &'v [Cow<'v, Value>]);
 fn bucketing_input<'v>(
     version: FractionalVersion,
     args: &'v [Cow<'v, Value>],
-    context: &Map<String, Value>,
+    context: Root<'_>,
 ) -> Option<BucketingInput<'v>> {
     let (first, rest) = args.split_first()?;
     match version {
@@ -83,7 +84,7 @@ fn bucketing_input<'v>(
 
 /// `($flagd.flagKey, targetingKey)`; `None` when the targeting key is missing, empty or not a
 /// string. A missing flag key reads as empty.
-fn implicit_key(context: &Map<String, Value>) -> Option<(&str, &str)> {
+fn implicit_key(context: Root<'_>) -> Option<(&str, &str)> {
     let targeting_key = context
         .get("targetingKey")?
         .as_str()

@@ -40,7 +40,17 @@ impl Rule {
     /// Evaluates against a context object (the caller adds `$flagd` {flagKey, timestamp} and
     /// `targetingKey` to it when present).
     pub fn evaluate(&self, context: &Map<String, Value>) -> Result<Value, EvalError> {
-        eval::evaluate_root(&self.root, context, self.options)
+        eval::evaluate_root(&self.root, context, None, self.options)
+    }
+
+    /// Evaluates against a context with `$flagd` given beside it (it wins over a `$flagd` in
+    /// the context): the context is read in place, never copied.
+    pub fn evaluate_with_flagd(
+        &self,
+        context: &Map<String, Value>,
+        flagd: &Value,
+    ) -> Result<Value, EvalError> {
+        eval::evaluate_root(&self.root, context, Some(flagd), self.options)
     }
 }
 

@@ -291,7 +291,7 @@ fn fold_constant(node: Node, options: &LogicOptions) -> Node {
     if !foldable {
         return node;
     }
-    match super::eval::evaluate_root(&node, &Map::new(), *options) {
+    match super::eval::evaluate_root(&node, &Map::new(), None, *options) {
         Ok(value) => Node::Literal(value),
         Err(_) => node,
     }
