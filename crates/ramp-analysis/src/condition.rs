@@ -252,6 +252,17 @@ mod tests {
         Condition::compile(source)?.evaluate(&result)
     }
 
+    /// Each condition on its `result` gives the wanted verdict.
+    fn assert_cases(cases: &[(&str, serde_json::Value, bool)]) {
+        for (source, result, want) in cases {
+            assert_eq!(
+                eval(source, result.clone()),
+                Ok(*want),
+                "{source} on {result}"
+            );
+        }
+    }
+
     #[test]
     fn numbers_compare_whether_integer_or_double() {
         let cases = [
@@ -269,13 +280,7 @@ mod tests {
             ("result <= 0.95", json!(1), false),
             ("result * 100.0 > 5.0", json!(0.06), true),
         ];
-        for (source, result, want) in cases {
-            assert_eq!(
-                eval(source, result.clone()),
-                Ok(want),
-                "{source} on {result}"
-            );
-        }
+        assert_cases(&cases);
     }
 
     #[test]
@@ -297,13 +302,7 @@ mod tests {
             ("result.startsWith('o')", json!("ok"), true),
             ("result == null", json!(null), true),
         ];
-        for (source, result, want) in cases {
-            assert_eq!(
-                eval(source, result.clone()),
-                Ok(want),
-                "{source} on {result}"
-            );
-        }
+        assert_cases(&cases);
     }
 
     #[test]

@@ -63,6 +63,25 @@ pub struct Metric {
 impl Metric {
     /// Argo's default for `consecutiveErrorLimit`.
     pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+
+    /// A metric with Argo's defaults: measured once, no conditions, no failures or
+    /// inconclusive results tolerated, four consecutive errors tolerated.
+    pub fn new(name: impl Into<String>, provider: Provider) -> Metric {
+        Metric {
+            name: name.into(),
+            interval: None,
+            count: None,
+            initial_delay: Duration::ZERO,
+            success_condition: None,
+            failure_condition: None,
+            failure_limit: 0,
+            inconclusive_limit: 0,
+            consecutive_error_limit: Metric::DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+            consecutive_success_limit: 0,
+            dry_run: false,
+            provider,
+        }
+    }
 }
 
 /// Where a metric's measurements come from.

@@ -17,10 +17,10 @@ use hyper_util::rt::TokioIo;
 use ramp_analysis::PrometheusQuery;
 use ramp_proxy::{ProxySettings, Router, RouterOptions, serve_admin};
 use ramp_route::{RevisionSpec, RouteTable, TableSpec};
+use ramp_runtime::{http_status, tail_log};
 use ramp_server::measure::prometheus;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Where the Debian package installs Prometheus.
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -154,23 +154,10 @@ fn start_router(backend: SocketAddr) -> Router {
 
 /// `GET path` through `addr` on a fresh connection; the status code.
 async fn get_status(addr: SocketAddr, path: &str) -> u16 {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    let answer = tokio::time::timeout(OP_TIMEOUT, exchange)
+    tokio::time::timeout(OP_TIMEOUT, http_status(addr, path))
         .await
         .expect("the router answers in time")
-        .expect("the router answers");
-    let head = String::from_utf8_lossy(&answer);
-    head.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {head:?}"))
+        .expect("the router answers with a status line")
 }
 
 /// A Prometheus process scraping one target every second, with its configuration, data and
@@ -248,9 +235,9 @@ impl PrometheusServer {
     }
 
     fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        tail_log(&self.dir.join("prometheus.log"), 20)
+            .unwrap_or_default()
+            .join("\n")
     }
 }
 

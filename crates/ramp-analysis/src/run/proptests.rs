@@ -145,22 +145,12 @@ proptest! {
 
 /// Argo's defaults, no conditions.
 fn base_metric() -> Metric {
-    Metric {
-        name: String::new(),
-        interval: None,
-        count: None,
-        initial_delay: Duration::ZERO,
-        success_condition: None,
-        failure_condition: None,
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: Metric::DEFAULT_CONSECUTIVE_ERROR_LIMIT,
-        consecutive_success_limit: 0,
-        dry_run: false,
-        provider: Provider::Builtin(BuiltinQuery {
+    Metric::new(
+        "",
+        Provider::Builtin(BuiltinQuery {
             metric: BuiltinMetric::ErrorRate,
             target: Target::Canary,
             window: None,
         }),
-    }
+    )
 }

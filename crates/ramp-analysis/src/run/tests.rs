@@ -13,22 +13,16 @@ const SECOND: Millis = 1_000;
 /// (failure), so 0.01 succeeds, 0.5 fails and 0.07 is inconclusive.
 fn metric(name: &str) -> Metric {
     Metric {
-        name: name.to_string(),
-        interval: None,
-        count: None,
-        initial_delay: Duration::ZERO,
         success_condition: Some("result < 0.05".to_string()),
         failure_condition: Some("result > 0.1".to_string()),
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: Metric::DEFAULT_CONSECUTIVE_ERROR_LIMIT,
-        consecutive_success_limit: 0,
-        dry_run: false,
-        provider: Provider::Builtin(BuiltinQuery {
-            metric: BuiltinMetric::ErrorRate,
-            target: Target::Canary,
-            window: None,
-        }),
+        ..Metric::new(
+            name,
+            Provider::Builtin(BuiltinQuery {
+                metric: BuiltinMetric::ErrorRate,
+                target: Target::Canary,
+                window: None,
+            }),
+        )
     }
 }
 

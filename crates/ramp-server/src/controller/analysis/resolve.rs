@@ -77,18 +77,12 @@ pub(super) fn metrics(
 /// the background it watches until the rollout ends; elsewhere for 30 seconds.
 pub(super) fn default_metric(kind: AnalysisKind) -> Metric {
     Metric {
-        name: "canary-vs-baseline".into(),
         interval: Some(DEFAULT_INTERVAL),
         count: (kind != AnalysisKind::Background).then_some(DEFAULT_COUNT),
-        initial_delay: Duration::ZERO,
-        success_condition: None,
-        failure_condition: None,
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: Metric::DEFAULT_CONSECUTIVE_ERROR_LIMIT,
-        consecutive_success_limit: 0,
-        dry_run: false,
-        provider: Provider::Sequential(SequentialSettings::default()),
+        ..Metric::new(
+            "canary-vs-baseline",
+            Provider::Sequential(SequentialSettings::default()),
+        )
     }
 }
 
@@ -118,4 +112,133 @@ fn with_args(metric: &Metric, args: &BTreeMap<String, String>) -> Result<Metric,
         Provider::Builtin(_) | Provider::Sequential(_) | Provider::MannWhitney(_) => {}
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Step 1 uses `checks` with `host` given and `threshold` left at its default; step 2
+    /// uses the default judge.
+    const SPEC: &str = r#"apiVersion: ramp/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  replicas: 2
+  listen: 127.0.0.1:8080
+  template:
+    command: ./web
+  analysisTemplates:
+    - name: checks
+      args: [{name: threshold, value: "0.05"}, {name: host, value: 127.0.0.1}]
+      metrics:
+        - name: errors
+          successCondition: "result < {{args.threshold}}"
+          failureCondition: "result >= {{ args.threshold }} * 2.0"
+          provider:
+            builtin: {metric: errorRate}
+        - name: prom
+          provider:
+            prometheus: {address: "http://{{args.host}}:9090", query: "up{instance='{{args.host}}'}"}
+        - name: page
+          provider:
+            web:
+              url: "http://{{args.host}}/x"
+              headers: [{key: X-Host, value: "{{args.host}}"}]
+              jsonPath: "$.{{args.host}}"
+        - name: script
+          provider:
+            command: {command: ["./check.sh", "{{args.host}}"]}
+  strategy:
+    canary:
+      analysis:
+        templates: []
+      steps:
+        - setWeight: 20
+        - analysis:
+            templates: [{templateName: checks}]
+            args: [{name: host, value: 10.0.0.1}]
+        - analysis: {}
+"#;
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec::from_yaml(SPEC).expect("valid spec")
+    }
+
+    #[test]
+    fn arguments_fill_conditions_and_every_provider_setting() {
+        let metrics = metrics(&spec(), AnalysisKind::Step(1)).unwrap();
+        let names: Vec<&str> = metrics
+            .iter()
+            .map(|(t, m)| {
+                assert_eq!(t, "checks");
+                m.name.as_str()
+            })
+            .collect();
+        assert_eq!(names, ["errors", "prom", "page", "script"]);
+        let errors = &metrics[0].1;
+        assert_eq!(errors.success_condition.as_deref(), Some("result < 0.05"));
+        assert_eq!(
+            errors.failure_condition.as_deref(),
+            Some("result >= 0.05 * 2.0")
+        );
+        let Provider::Prometheus(q) = &metrics[1].1.provider else {
+            panic!("prometheus expected");
+        };
+        assert_eq!(q.address, "http://10.0.0.1:9090");
+        assert_eq!(q.query, "up{instance='10.0.0.1'}");
+        let Provider::Web(q) = &metrics[2].1.provider else {
+            panic!("web expected");
+        };
+        assert_eq!(q.url, "http://10.0.0.1/x");
+        assert_eq!(q.headers, [("X-Host".to_string(), "10.0.0.1".to_string())]);
+        assert_eq!(q.json_path.as_deref(), Some("$.10.0.0.1"));
+        let Provider::Command(q) = &metrics[3].1.provider else {
+            panic!("command expected");
+        };
+        assert_eq!(q.command, ["./check.sh", "10.0.0.1"]);
+    }
+
+    #[test]
+    fn without_templates_the_default_judge_runs() {
+        let spec = spec();
+        let step = metrics(&spec, AnalysisKind::Step(2)).unwrap();
+        assert_eq!(
+            step,
+            [(
+                DEFAULT_TEMPLATE.to_string(),
+                default_metric(AnalysisKind::Step(2))
+            )]
+        );
+        assert_eq!(step[0].1.count, Some(DEFAULT_COUNT));
+        assert!(matches!(step[0].1.provider, Provider::Sequential(_)));
+        let background = metrics(&spec, AnalysisKind::Background).unwrap();
+        assert_eq!(
+            background[0].1.count, None,
+            "watches until the rollout ends"
+        );
+        assert_eq!(background[0].1.interval, Some(DEFAULT_INTERVAL));
+    }
+
+    #[test]
+    fn an_analysis_the_spec_lacks_is_an_error() {
+        let err = metrics(&spec(), AnalysisKind::Step(0)).unwrap_err();
+        assert!(err.contains("the spec has no"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_argument_value_is_an_error() {
+        let mut spec = spec();
+        spec.analysis_templates[0].args[1].value = None;
+        let Strategy::Canary(c) = &mut spec.strategy else {
+            panic!("canary expected");
+        };
+        let Some(CanaryStep::Analysis(r)) = c.steps.get_mut(1) else {
+            panic!("analysis step expected");
+        };
+        r.args.clear();
+        let err = metrics(&spec, AnalysisKind::Step(1)).unwrap_err();
+        assert_eq!(err, "template checks: argument host has no value");
+    }
 }
