@@ -337,11 +337,21 @@ async fn management_endpoints_report_health_readiness_and_metrics() {
     server.evaluate("static-bool", "{}", &[]).await;
     server.evaluate("static-bool", "{}", &[]).await;
     server.evaluate("nope", "{}", &[]).await;
+    // A bulk evaluation counts once per flag it resolves.
+    server.evaluate_all("{}", &[]).await;
     let metrics = server.management_get("/metrics").await;
     assert_eq!(metrics.status, 200);
     let text = &metrics.body;
     assert!(
-        text.contains("ramp_flags_evaluations_total{flag=\"static-bool\",reason=\"STATIC\"} 2\n"),
+        text.contains("ramp_flags_evaluations_total{flag=\"static-bool\",reason=\"STATIC\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ramp_flags_evaluations_total{flag=\"disabled\",reason=\"DISABLED\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ramp_flags_evaluations_total{flag=\"broken-rule\",reason=\"ERROR\"} 1\n"),
         "{text}"
     );
     assert!(

@@ -30,13 +30,11 @@ pub(crate) fn check(headers: &HeaderMap, token: Option<&str>) -> Verdict {
     let api_key = headers
         .get(API_KEY_HEADER)
         .and_then(|value| value.to_str().ok());
-    let offered: Vec<&str> = bearer.into_iter().chain(api_key).collect();
-    if offered.is_empty() {
-        Verdict::Missing
-    } else if offered
-        .iter()
-        .any(|credential| same_secret(credential.trim().as_bytes(), token.as_bytes()))
-    {
+    if bearer.is_none() && api_key.is_none() {
+        return Verdict::Missing;
+    }
+    let matches = |credential: &str| same_secret(credential.trim().as_bytes(), token.as_bytes());
+    if bearer.into_iter().chain(api_key).any(matches) {
         Verdict::Allowed
     } else {
         Verdict::Wrong

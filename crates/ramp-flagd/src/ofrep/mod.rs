@@ -16,13 +16,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use ramp_flags::model::{FlagStore, Selector};
+use ramp_flags::model::Selector;
 use ramp_flags::resolve::{ErrorCode, Evaluation, ValueType};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -136,6 +135,8 @@ struct GeneralError<'a> {
 struct Query {
     selector: Selector,
     context: Map<String, Value>,
+    /// Kept for the bulk response's conditional answer.
+    if_none_match: Option<HeaderValue>,
 }
 
 /// Why a request was refused before any flag was evaluated.
@@ -163,40 +164,49 @@ impl Refusal {
     }
 }
 
-/// Reads the selector header and the body's context.
-fn read_query(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Query, Refusal> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Refusal {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: ErrorCode::General,
-                details: "the request body exceeds the size limit".to_owned(),
-            }
-        } else {
-            Refusal::bad_request(ErrorCode::InvalidContext, rejection.body_text())
-        }
-    })?;
-    let selector = match headers.get(SELECTOR_HEADER) {
-        None => Selector::All,
+/// Reads the selector header and the body's context. The request is taken whole so its headers
+/// are read in place rather than copied into an extractor's map.
+async fn read_query(request: Request) -> Result<Query, Refusal> {
+    let selector = match request.headers().get(SELECTOR_HEADER) {
+        None => Ok(Selector::All),
         Some(value) => value
             .to_str()
             .map_err(|_| "the Flagd-Selector header is not text".to_owned())
             .and_then(|text| Selector::parse(text).map_err(|error| error.to_string()))
-            .map_err(|details| Refusal::bad_request(ErrorCode::General, details))?,
+            .map_err(|details| Refusal::bad_request(ErrorCode::General, details)),
     };
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
+    // An oversized or unreadable body is reported before a bad selector.
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Refusal {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: ErrorCode::General,
+                    details: "the request body exceeds the size limit".to_owned(),
+                }
+            } else {
+                Refusal::bad_request(ErrorCode::InvalidContext, rejection.body_text())
+            }
+        })?;
+    let selector = selector?;
     let context = wire::parse_context(&body)
         .map_err(|details| Refusal::bad_request(ErrorCode::InvalidContext, details))?;
-    Ok(Query { selector, context })
+    Ok(Query {
+        selector,
+        context,
+        if_none_match,
+    })
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
 async fn evaluate_one(
     State(shared): AppState,
     Path(key): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    let query = match read_query(&headers, body) {
+    let query = match read_query(request).await {
         Ok(query) => query,
         Err(refusal) => return refusal.respond(Some(&key)),
     };
@@ -217,33 +227,29 @@ async fn evaluate_one(
 }
 
 /// `POST /ofrep/v1/evaluate/flags`.
-async fn evaluate_all(
-    State(shared): AppState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let query = match read_query(&headers, body) {
+async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
+    let query = match read_query(request).await {
         Ok(query) => query,
         Err(refusal) => return refusal.respond(None),
     };
     let store = shared.source.current();
-    let evaluations = store
-        .select(&query.selector)
-        .evaluate_all(&query.context, now_unix_seconds());
+    let flags = store.select(&query.selector);
+    let evaluations = flags.evaluate_all(&query.context, now_unix_seconds());
     for evaluation in &evaluations {
         record(&shared.metrics, evaluation);
     }
     let bulk = Bulk {
         flags: evaluations.iter().map(Outcome::of).collect(),
-        metadata: flag_set_metadata(&store, &query.selector),
+        metadata: flags.metadata(),
     };
     let body = match serde_json::to_vec(&bulk) {
         Ok(body) => body,
         Err(error) => return serialisation_failed(&error),
     };
     let tag = etag::of_body(&body);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
+    let unchanged = query
+        .if_none_match
+        .as_ref()
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| etag::none_match_hits(value, &tag));
     let mut response = if unchanged {
@@ -255,32 +261,6 @@ async fn evaluate_all(
         response.headers_mut().insert(header::ETAG, value);
     }
     response
-}
-
-/// The metadata of the flag set a selector shows: the selected sources' file metadata, later
-/// sources winning, with the selected `flagSetId` stated.
-fn flag_set_metadata(store: &FlagStore, selector: &Selector) -> Map<String, Value> {
-    let mut metadata = Map::new();
-    for name in store.source_names() {
-        let Some(file) = store.source(name) else {
-            continue;
-        };
-        let admitted = match selector {
-            Selector::All => true,
-            Selector::Source(wanted) => wanted == name,
-            Selector::FlagSet(id) => file.flag_set_id() == Some(id.as_str()),
-        };
-        if admitted {
-            metadata.extend(file.metadata().clone());
-        }
-    }
-    if let Selector::FlagSet(id) = selector {
-        metadata.insert(
-            ramp_flags::model::FLAG_SET_ID_KEY.to_owned(),
-            Value::from(id.as_str()),
-        );
-    }
-    metadata
 }
 
 fn record(metrics: &EvaluationMetrics, evaluation: &Evaluation) {

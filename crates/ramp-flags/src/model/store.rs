@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Flag, FlagFile};
+use serde_json::{Map, Value};
+
+use super::{FLAG_SET_ID_KEY, Flag, FlagFile};
 
 /// A flag set's source of truth, by the name its configuration gives it.
 #[derive(Debug, Clone)]
@@ -167,6 +169,15 @@ impl Selector {
             Selector::Source(name) => source == name,
         }
     }
+
+    /// Whether the file-level metadata of `source` belongs to what this selector shows.
+    fn admits_file(&self, source: &Source) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::FlagSet(id) => source.file.flag_set_id() == Some(id.as_str()),
+            Selector::Source(name) => source.name == *name,
+        }
+    }
 }
 
 /// The flags of a [`FlagStore`] visible through one selector; evaluation happens here.
@@ -201,6 +212,22 @@ impl<'a> Flags<'a> {
     /// Whether no flag is visible.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
+    }
+
+    /// The metadata of the flag set shown, as a bulk evaluation reports it: the file metadata of
+    /// every admitted source (later sources winning), and the selected `flagSetId` stated.
+    pub fn metadata(&self) -> Map<String, Value> {
+        let mut metadata = Map::new();
+        for source in &self.store.sources {
+            if self.selector.admits_file(source) {
+                let file = source.file.metadata();
+                metadata.extend(file.iter().map(|(key, value)| (key.clone(), value.clone())));
+            }
+        }
+        if let Selector::FlagSet(id) = self.selector {
+            metadata.insert(FLAG_SET_ID_KEY.to_owned(), Value::from(id.as_str()));
+        }
+        metadata
     }
 
     fn pick(&self, candidates: &'a [Candidate]) -> Option<&'a Flag> {

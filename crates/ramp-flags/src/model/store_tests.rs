@@ -140,3 +140,35 @@ fn parses_selector_strings() {
     assert!(reason.contains("flagSetId=<id> or source=<name>"));
     assert!(Selector::parse("flagSetId=").is_err());
 }
+
+#[test]
+fn flag_set_metadata_follows_the_selector() {
+    let mut with_owner = json!({
+        "flags": {},
+        "metadata": {"flagSetId": "web", "owner": "team", "tier": 2}
+    });
+    let team = FlagFile::from_value(&with_owner, &LogicOptions::default()).unwrap();
+    with_owner["metadata"] = json!({"flagSetId": "core", "owner": "base"});
+    let base = FlagFile::from_value(&with_owner, &LogicOptions::default()).unwrap();
+    let store = FlagStore::new(vec![("base".to_owned(), base), ("team".to_owned(), team)]);
+    let metadata = |selector: Selector| Value::Object(store.select(&selector).metadata());
+
+    // Every source, the later one winning.
+    assert_eq!(
+        metadata(Selector::All),
+        json!({"flagSetId": "web", "owner": "team", "tier": 2})
+    );
+    assert_eq!(
+        metadata(Selector::Source("base".to_owned())),
+        json!({"flagSetId": "core", "owner": "base"})
+    );
+    assert_eq!(
+        metadata(Selector::FlagSet("core".to_owned())),
+        json!({"flagSetId": "core", "owner": "base"})
+    );
+    // A set no file declares (its flags may claim it themselves) still states its id.
+    assert_eq!(
+        metadata(Selector::FlagSet("mobile".to_owned())),
+        json!({"flagSetId": "mobile"})
+    );
+}
