@@ -405,7 +405,10 @@ pub(crate) async fn events(
             path.push_str(&format!("&service={}", path_segment(name)?));
         }
         let answer = client.get_json(&path).await?;
-        let list = answer["events"].as_array().cloned().unwrap_or_default();
+        let list = answer["events"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if output != Output::Table {
             print_value(&answer, output)?;
         } else {
@@ -480,7 +483,10 @@ async fn list_incidents(
     if matches!(output, Output::Json | Output::Yaml) {
         return print_value(&answer, output);
     }
-    let list = answer["incidents"].as_array().cloned().unwrap_or_default();
+    let list = answer["incidents"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if list.is_empty() {
         let whose = service.map_or(String::new(), |s| format!(" of service {s}"));
         println!("No incidents{whose}. One is recorded whenever a rollout is rolled back.");

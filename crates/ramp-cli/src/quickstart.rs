@@ -101,12 +101,16 @@ impl Load {
         all.iter().filter(|s| s.sent >= from).cloned().collect()
     }
 
-    /// Every sample so far (the load goes on).
-    fn stop_view(&self) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// When `revision` served its first and its last request so far (wall clock, ms), if it
+    /// served any; the load goes on.
+    fn served_span(&self, revision: &str) -> Option<(u64, u64)> {
+        let all = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .filter(|s| s.revision == revision)
+            .fold(None, |span, s| match span {
+                None => Some((s.wall_ms, s.wall_ms)),
+                Some((first, last)) => Some((first.min(s.wall_ms), last.max(s.wall_ms))),
+            })
     }
 
     async fn stop(self) -> Vec<Sample> {
@@ -114,8 +118,7 @@ impl Load {
         for t in self.tasks {
             let _ = t.await;
         }
-        let all = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        all.clone()
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -262,19 +265,9 @@ async fn walk_through(api: &ApiClient, ramp: &Path, data_dir: &Path) -> anyhow::
             .filter_map(|e| e["atMs"].as_u64())
             .next_back()
     };
-    let samples = load.stop_view();
-    let first_v2 = samples
-        .iter()
-        .filter(|s| s.revision == "r2")
-        .map(|s| s.wall_ms)
-        .min();
-    let last_v2 = samples
-        .iter()
-        .filter(|s| s.revision == "r2")
-        .map(|s| s.wall_ms)
-        .max();
-    let verdict = event_at("AnalysisFailed");
-    if let (Some(first), Some(last), Some(verdict)) = (first_v2, last_v2, verdict) {
+    if let (Some((first, last)), Some(verdict)) =
+        (load.served_span("r2"), event_at("AnalysisFailed"))
+    {
         println!(
             "   Detected: the analysis failed v2 {:.1} s after it started serving.",
             verdict.saturating_sub(first) as f64 / 1000.0

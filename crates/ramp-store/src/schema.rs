@@ -220,12 +220,15 @@ mod tests {
             })
             .unwrap();
         assert_eq!(row.id, 1);
-        // The migrated table has its append-only triggers, like a fresh one.
-        let err = store
-            .transaction(|tx| Ok(tx.connection().execute("DELETE FROM incidents", [])?))
-            .unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{err}");
-        // And the old tables keep theirs.
+        // The migrated table has its append-only triggers, like a fresh one, and the old
+        // tables keep theirs.
+        for table in ["incidents", "events"] {
+            let sql = format!("DELETE FROM {table}");
+            let err = store
+                .transaction(|tx| Ok(tx.connection().execute(&sql, [])?))
+                .unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{table}: {err}");
+        }
         store.append_event(&event("web", "after")).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();

@@ -10,11 +10,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use ramp_store::{EventRow, IncidentRow, Store};
+use ramp_store::{IncidentRow, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Shared;
+use super::{Shared, event_json};
 use crate::error::ServerError;
 
 /// Incidents listed when the request does not say how many.
@@ -85,14 +85,6 @@ fn summary(row: &IncidentRow) -> Value {
         "stableRevision": row.stable_revision,
         "trigger": row.trigger,
         "reason": row.reason,
-    })
-}
-
-/// A timeline entry, shaped like the events of `GET /api/v1/events`.
-fn event_json(e: &EventRow) -> Value {
-    json!({
-        "id": e.id, "at": e.at.to_rfc3339(), "atMs": e.at.0, "actor": e.actor,
-        "service": e.service, "kind": e.kind, "message": e.message, "data": e.data,
     })
 }
 
@@ -404,6 +396,8 @@ mod tests {
             ]
         );
         assert_eq!(record["timeline"][0]["kind"], "RolloutStarted");
+        // Entries are shaped like the events of `GET /api/v1/events`.
+        assert!(record["timeline"][0]["atMs"].is_i64(), "{record}");
         assert_eq!(record["timelineTruncated"], false);
     }
 

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ramp_model::ModelError;
 use ramp_rollout::Command;
-use ramp_store::EventQuery;
+use ramp_store::{EventQuery, EventRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -430,17 +430,16 @@ async fn events(
         after_id: q.after,
         limit: Some(q.limit.unwrap_or(500).min(10_000)),
     })?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "at": e.at.to_rfc3339(), "atMs": e.at.0, "actor": e.actor,
-                "service": e.service,
-                "kind": e.kind, "message": e.message, "data": e.data,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = rows.iter().map(event_json).collect();
     Ok(Json(json!({ "events": list })))
+}
+
+/// An event as the API shows it (the event log and incident timelines alike).
+fn event_json(e: &EventRow) -> Value {
+    json!({
+        "id": e.id, "at": e.at.to_rfc3339(), "atMs": e.at.0, "actor": e.actor,
+        "service": e.service, "kind": e.kind, "message": e.message, "data": e.data,
+    })
 }
 
 /// Control-plane metrics, then the router agent's.
