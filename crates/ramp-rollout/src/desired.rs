@@ -24,7 +24,7 @@ pub fn desired(state: &ServiceState, spec: &ServiceSpec) -> Desired {
         None => state.stable.map(|s| per_instance(vec![s])),
         Some(r) => match (r.kind, &spec.strategy) {
             (RolloutKind::Initial, _) => Some(per_instance(vec![r.to])),
-            (RolloutKind::Update, Strategy::BlueGreen(_)) if r.analysis.switched => {
+            (RolloutKind::Update, Strategy::BlueGreen(_)) if r.analysis.switched() => {
                 Some(per_instance(vec![r.to]))
             }
             (RolloutKind::Undo, _) | (RolloutKind::Update, Strategy::BlueGreen(_)) => {
@@ -106,11 +106,11 @@ fn wanted_analyses(r: &Rollout, spec: &ServiceSpec) -> Vec<WantedAnalysis> {
         canary: r.to,
         baseline: r.baseline.or(r.from),
     };
+    let progressing = r.phase == Phase::Progressing;
     let mut wanted = Vec::new();
     match &spec.strategy {
         Strategy::Canary(c) => {
-            let at_analysis_step = matches!(c.steps.get(r.step), Some(CanaryStep::Analysis(_)));
-            if r.phase == Phase::Progressing && at_analysis_step {
+            if progressing && matches!(c.steps.get(r.step), Some(CanaryStep::Analysis(_))) {
                 wanted.push(want(AnalysisKind::Step(r.step)));
             }
             // A person is deciding after an inconclusive verdict: nothing runs meanwhile.
@@ -128,24 +128,23 @@ fn wanted_analyses(r: &Rollout, spec: &ServiceSpec) -> Vec<WantedAnalysis> {
                 wanted.push(want(AnalysisKind::Background));
             }
         }
-        Strategy::BlueGreen(_) => {
-            if r.analysis.pre_promotion == Stage::Running && r.phase == Phase::Progressing {
-                wanted.push(want(AnalysisKind::PrePromotion));
-            }
-            if r.analysis.post_promotion == Stage::Running && r.phase == Phase::Progressing {
-                wanted.push(want(AnalysisKind::PostPromotion));
+        Strategy::BlueGreen(_) if progressing => {
+            let stages = [
+                (r.analysis.pre_promotion, AnalysisKind::PrePromotion),
+                (r.analysis.post_promotion, AnalysisKind::PostPromotion),
+            ];
+            for (stage, kind) in stages {
+                if stage == Stage::Running {
+                    wanted.push(want(kind));
+                }
             }
         }
-        Strategy::Rolling(_) => {
-            if let Some(n) = r
-                .analysis
-                .batch_pending
-                .filter(|_| r.phase == Phase::Progressing)
-            {
+        Strategy::Rolling(_) if progressing => {
+            if let Some(n) = r.analysis.batch_pending {
                 wanted.push(want(AnalysisKind::Batch(n)));
             }
         }
-        Strategy::Recreate => {}
+        Strategy::BlueGreen(_) | Strategy::Rolling(_) | Strategy::Recreate => {}
     }
     wanted
 }

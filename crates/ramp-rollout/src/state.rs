@@ -234,14 +234,20 @@ pub struct AnalysisProgress {
     pub background_done: bool,
     /// Blue-green pre-promotion analysis.
     pub pre_promotion: Stage,
-    /// Blue-green post-promotion analysis.
+    /// Blue-green post-promotion analysis; started when traffic switches to the new stack.
     pub post_promotion: Stage,
-    /// Blue-green: traffic has been switched to the new stack (post-promotion analysis runs).
-    pub switched: bool,
     /// Rolling: new instances already judged good by the per-batch analysis.
     pub batch_verified: u32,
     /// Rolling: a batch of this many new instances is being judged.
     pub batch_pending: Option<u32>,
+}
+
+impl AnalysisProgress {
+    /// Blue-green: traffic has been switched to the new stack ahead of completion; the switch
+    /// is what starts the post-promotion analysis, so its stage tells.
+    pub fn switched(&self) -> bool {
+        self.post_promotion != Stage::NotStarted
+    }
 }
 
 /// Where a one-off analysis stands.

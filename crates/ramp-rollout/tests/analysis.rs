@@ -278,3 +278,46 @@ fn rolling_batches_wait_for_their_analysis() {
     assert!(failing.phase().contains("Aborted"));
     assert!(failing.run_until(20_000, |s| s.traffic() == [(1, 100.0)].into()));
 }
+
+#[test]
+fn a_rolling_batch_does_not_grow_before_it_is_judged() {
+    // With room to lose an instance, old instances go early and the surge budget frees up
+    // while a batch is still starting: the new stack must not grow past the unjudged batch.
+    let strategy = Strategy::Rolling(Rolling {
+        max_surge: IntOrPercent::Count(1),
+        max_unavailable: IntOrPercent::Count(1),
+        analysis: Some(AnalysisRef::default()),
+    });
+    let mut sim = deployed(strategy, 4);
+    sim.apply(2).unwrap();
+    let new_stack = sim.state.rollout.as_ref().unwrap().to;
+    let new_size = |sim: &Sim| {
+        let stack = sim.state.stacks.iter().find(|s| s.id == new_stack);
+        stack.map_or(0, |s| s.replicas)
+    };
+    let (mut judged, give_up) = (Vec::new(), sim.now + 120_000);
+    while !sim.completed() {
+        assert!(sim.now < give_up, "stuck: {}", sim.phase());
+        let (size, verified) = (
+            new_size(&sim),
+            sim.state.rollout.as_ref().unwrap().analysis.batch_verified,
+        );
+        sim.tick();
+        assert!(
+            new_size(&sim) <= size || size <= verified,
+            "the new stack grew from an unjudged batch of {size} (judged good: {verified})"
+        );
+        if let Some(w) = sim.desired().analyses.first().copied() {
+            let AnalysisKind::Batch(n) = w.kind else {
+                unreachable!()
+            };
+            judged.push(n);
+            verdict(&mut sim, w, Verdict::Successful);
+        }
+    }
+    assert_eq!(
+        judged,
+        vec![1, 2, 3, 4],
+        "one new instance at a time, each judged"
+    );
+}

@@ -10,11 +10,11 @@ use ramp_route::{Condition, Source, ValueMatch};
 use super::*;
 use crate::error::Problem;
 
-fn secs(n: u64) -> Duration {
+pub(super) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn problems(text: &str) -> Vec<Problem> {
+pub(super) fn problems(text: &str) -> Vec<Problem> {
     match ServiceSpec::from_yaml(text) {
         Err(ModelError::Invalid(problems)) => problems,
         other => panic!("expected validation problems, got {other:?}"),
@@ -43,24 +43,12 @@ fn syntax(text: &str) -> (Option<String>, usize, String) {
 
 /// A builtin canary metric with every other field at its default.
 fn builtin_metric(name: &str, metric: BuiltinMetric) -> Metric {
-    Metric {
-        name: name.into(),
-        interval: None,
-        count: None,
-        initial_delay: Duration::ZERO,
-        success_condition: None,
-        failure_condition: None,
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: 4,
-        consecutive_success_limit: 0,
-        dry_run: false,
-        provider: Provider::Builtin(BuiltinQuery {
-            metric,
-            target: Target::Canary,
-            window: None,
-        }),
-    }
+    let query = BuiltinQuery {
+        metric,
+        target: Target::Canary,
+        window: None,
+    };
+    super::tests_analysis::metric(name, Provider::Builtin(query))
 }
 
 fn header(name: &str, value: ValueMatch) -> Condition {

@@ -10,12 +10,8 @@ use ramp_analysis::{
     Target, TemplateArg, WebQuery,
 };
 
+use super::tests::{problems, secs};
 use super::*;
-use crate::error::Problem;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// Every provider, most fields set, used by a canary's steps and its background analysis.
 const ANALYSIS: &str = r#"apiVersion: ramp/v1
@@ -97,7 +93,7 @@ spec:
 "#;
 
 /// A metric with every field but the name and provider at its default.
-fn metric(name: &str, provider: Provider) -> Metric {
+pub(super) fn metric(name: &str, provider: Provider) -> Metric {
     Metric {
         name: name.into(),
         interval: None,
@@ -134,13 +130,6 @@ fn canary_of(spec: &ServiceSpec) -> &Canary {
     match &spec.strategy {
         Strategy::Canary(c) => c,
         other => panic!("not a canary: {other:?}"),
-    }
-}
-
-fn problems(text: &str) -> Vec<Problem> {
-    match ServiceSpec::from_yaml(text) {
-        Err(ModelError::Invalid(problems)) => problems,
-        other => panic!("expected validation problems, got {other:?}"),
     }
 }
 

@@ -24,12 +24,12 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World) {
     if ready(world, to) < replicas {
         return; // the preview stack is still coming up
     }
-    if m.active().is_some_and(|r| r.analysis.switched) && !skip {
-        return; // switched; the post-promotion analysis decides
-    }
     if skip {
         switch(m);
         return;
+    }
+    if m.active().is_some_and(|r| r.analysis.switched()) {
+        return; // switched; the post-promotion analysis decides
     }
     if checks == Checks::Pending {
         let has_checks = matches!(&m.spec.strategy, Strategy::BlueGreen(b) if !b.pre_promotion_checks.is_empty());
@@ -113,11 +113,10 @@ fn switch(m: &mut Machine<'_>) {
     let Some(r) = m.rollout_mut() else {
         return;
     };
-    if !has_analysis || r.analysis.switched {
+    if !has_analysis || r.analysis.switched() {
         m.complete(true);
         return;
     }
-    r.analysis.switched = true;
     r.analysis.post_promotion = Stage::Running;
     r.skip_to_end = false;
     let id = r.id;

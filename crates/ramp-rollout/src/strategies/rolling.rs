@@ -17,6 +17,12 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: &Rolling) {
     if judged && !batch_judged(m, world, id, to) {
         return;
     }
+    // New instances judged good so far; without per-batch analysis every one counts.
+    let verified = if judged {
+        m.active().map_or(0, |r| r.analysis.batch_verified)
+    } else {
+        u32::MAX
+    };
     let replicas = m.s.replicas;
     let (surge, unavailable) = bounds.resolve(replicas);
     // Validation forbids both bounds at 0; a restart of a tiny service may still get there.
@@ -34,13 +40,11 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: &Rolling) {
     // Scale up the new stack within the surge budget.
     let total_size = from.map_or(0, |o| size(m, o)) + size(m, to);
     let room = (replicas + surge).saturating_sub(total_size);
-    let new_replicas = (m.replicas_of(to) + room).min(replicas);
-    // With per-batch analysis, a new batch starts only once the one before was judged good.
-    let verified = m.active().map_or(0, |r| r.analysis.batch_verified);
-    let new_replicas = if judged && m.replicas_of(to) > verified {
+    // A new batch starts only once the one before was judged good.
+    let new_replicas = if m.replicas_of(to) > verified {
         m.replicas_of(to)
     } else {
-        new_replicas
+        (m.replicas_of(to) + room).min(replicas)
     };
     m.set_replicas(to, new_replicas);
 
@@ -58,8 +62,7 @@ pub(super) fn advance(m: &mut Machine<'_>, world: &World, bounds: &Rolling) {
     }
 
     let old_left = from.map_or(0, |o| m.replicas_of(o));
-    let verified = m.active().map_or(0, |r| r.analysis.batch_verified);
-    if ready(world, to) >= replicas && old_left == 0 && (!judged || verified >= replicas) {
+    if ready(world, to) >= replicas && old_left == 0 && verified >= replicas {
         m.complete(false);
     }
 }

@@ -226,11 +226,7 @@ impl HeaderRouteDoc {
         routes: &mut RouteNames,
         p: &mut Problems,
     ) -> CanaryStep {
-        let conditions = self
-            .conditions
-            .as_ref()
-            .map(|c| conditions(&c.value, &format!("{path}.match"), p))
-            .unwrap_or_default();
+        let conditions = conditions(self.conditions.as_ref(), path, p);
         let sets = self
             .conditions
             .as_ref()
@@ -252,11 +248,7 @@ impl MirrorRouteDoc {
         routes: &mut RouteNames,
         p: &mut Problems,
     ) -> CanaryStep {
-        let conditions = self
-            .conditions
-            .as_ref()
-            .map(|c| conditions(&c.value, &format!("{path}.match"), p))
-            .unwrap_or_default();
+        let conditions = conditions(self.conditions.as_ref(), path, p);
         let percentage = self.percentage.as_ref().map(|pct| {
             if !(pct.value > 0.0 && pct.value <= 100.0) {
                 p.push(
@@ -300,11 +292,17 @@ impl MirrorRouteDoc {
     }
 }
 
-fn conditions(docs: &[Spanned<MatchDoc>], path: &str, p: &mut Problems) -> Vec<Condition> {
+/// A route's `match` list (none when left out); `path` is the route's.
+fn conditions(
+    docs: Option<&Spanned<Vec<Spanned<MatchDoc>>>>,
+    path: &str,
+    p: &mut Problems,
+) -> Vec<Condition> {
+    let docs = docs.map_or(&[][..], |d| &d.value);
     (docs.iter().enumerate())
         .filter_map(|(i, doc)| {
             doc.value
-                .validate(&format!("{path}[{i}]"), &doc.referenced, p)
+                .validate(&format!("{path}.match[{i}]"), &doc.referenced, p)
         })
         .collect()
 }
