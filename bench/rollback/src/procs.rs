@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ramp_runtime::processes_mentioning;
 
 /// A free port on 127.0.0.1 (free when asked; nothing else here binds ports at random).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
@@ -27,35 +28,6 @@ fn send_signal(pid: u32, signal: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-}
-
-/// Processes other than this one whose command line mentions `needle`.
-pub(crate) fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push((pid, cmdline.trim().to_string()));
-        }
-    }
-    found
 }
 
 /// The temp directory and the server running in it. Dropping it kills whatever is left and

@@ -7,9 +7,11 @@
 //! followed by the samples of every router in turn (the format requires a family's samples to
 //! be contiguous), each sample carrying its router's extra labels before its own.
 
-use ramp_metrics::{HistogramSnapshot, MetricKind, PromWriter, SampleValue, StatusClass};
+use ramp_metrics::{
+    HistogramSnapshot, MetricKind, PromWriter, RevisionSnapshot, SampleValue, StatusClass,
+};
 
-use crate::router::RouterFigures;
+use crate::router::{InstanceStatus, RouterFigures};
 
 /// The metrics of `routers` as one text exposition: `(extra labels, figures)` pairs, the
 /// extra labels (e.g. `[("service", "web")]`, or none) leading the labels of every sample of
@@ -67,6 +69,33 @@ impl Samples<'_, '_, '_> {
         }
     }
 
+    /// One sample per revision, labelled with it.
+    fn per_revision<V: Into<SampleValue>>(
+        &mut self,
+        figures: &RouterFigures,
+        value: impl Fn(&RevisionSnapshot) -> V,
+    ) {
+        for (revision, snap) in &figures.revisions {
+            self.sample(&[("revision", revision)], value(snap));
+        }
+    }
+
+    /// One sample per instance, labelled with its revision and address.
+    fn per_instance<V: Into<SampleValue>>(
+        &mut self,
+        figures: &RouterFigures,
+        value: impl Fn(&InstanceStatus) -> V,
+    ) {
+        for instance in &figures.instances {
+            let addr = instance.addr.to_string();
+            let labels = [
+                ("revision", instance.revision.as_str()),
+                ("instance", &addr),
+            ];
+            self.sample(&labels, value(instance));
+        }
+    }
+
     fn histogram(&mut self, labels: &[(&str, &str)], histogram: &HistogramSnapshot) {
         if self.extra.is_empty() {
             self.w.histogram(self.name, labels, histogram);
@@ -104,21 +133,13 @@ const FAMILIES: [Family; 12] = [
         name: "ramp_router_upstream_errors_total",
         help: "Requests for which no response could be obtained from an instance (connect refused, reset, timeout).",
         kind: MetricKind::Counter,
-        write: |s, f| {
-            for (revision, snap) in &f.revisions {
-                s.sample(&[("revision", revision)], snap.upstream_errors);
-            }
-        },
+        write: |s, f| s.per_revision(f, |snap| snap.upstream_errors),
     },
     Family {
         name: "ramp_router_in_flight_requests",
         help: "Requests currently being handled.",
         kind: MetricKind::Gauge,
-        write: |s, f| {
-            for (revision, snap) in &f.revisions {
-                s.sample(&[("revision", revision)], snap.in_flight);
-            }
-        },
+        write: |s, f| s.per_revision(f, |snap| snap.in_flight),
     },
     Family {
         name: "ramp_router_mirrored_requests_total",
@@ -181,34 +202,19 @@ const FAMILIES: [Family; 12] = [
         name: "ramp_router_instance_in_flight",
         help: "Requests in flight per instance.",
         kind: MetricKind::Gauge,
-        write: |s, f| {
-            for i in &f.instances {
-                let addr = i.addr.to_string();
-                let labels = [("revision", i.revision.as_str()), ("instance", &addr)];
-                s.sample(&labels, u64::from(i.in_flight));
-            }
-        },
+        write: |s, f| s.per_instance(f, |i| u64::from(i.in_flight)),
     },
     Family {
         name: "ramp_router_instance_ejections_total",
         help: "Times an instance was ejected after refused connections.",
         kind: MetricKind::Counter,
-        write: |s, f| {
-            for i in &f.instances {
-                let addr = i.addr.to_string();
-                let labels = [("revision", i.revision.as_str()), ("instance", &addr)];
-                s.sample(&labels, i.ejections);
-            }
-        },
+        write: |s, f| s.per_instance(f, |i| i.ejections),
     },
 ];
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use ramp_metrics::RevisionSnapshot;
-
     use super::*;
-    use crate::router::InstanceStatus;
 
     /// Figures with something non-zero in every family: two revisions (`canary` before
     /// `stable`, the registry's name order), three instances, two workers.

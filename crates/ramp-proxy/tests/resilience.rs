@@ -478,19 +478,26 @@ fn refused_addr_other(not: std::net::SocketAddr) -> std::net::SocketAddr {
     panic!("no second refusing port");
 }
 
+/// A router whose only instance, `old`, has been drained: the gap of a recreate, with
+/// requests held up to `hold` for an instance to appear.
+async fn router_in_a_gap(old: std::net::SocketAddr, hold: Duration) -> ramp_proxy::Router {
+    let settings = ramp_proxy::ProxySettings {
+        hold_unavailable: hold,
+        ..settings()
+    };
+    let router = start_router_with(table(vec![rev("app", 1, &[old])]), settings);
+    let drained = router.drain(old, Duration::from_secs(1)).await;
+    assert_eq!(drained, Ok(DrainOutcome::Drained));
+    router
+}
+
 /// With a hold configured, a request whose revision has no usable instance waits for one
 /// (the gap of a recreate) instead of failing; without, it is answered 503 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_wait_out_a_gap_when_a_hold_is_set() {
     let old = Backend::start("old").await;
     let new = Backend::start("new").await;
-    let held = ramp_proxy::ProxySettings {
-        hold_unavailable: Duration::from_secs(5),
-        ..settings()
-    };
-    let router = start_router_with(table(vec![rev("app", 1, &[old.addr])]), held);
-    let drained = router.drain(old.addr, Duration::from_secs(1)).await;
-    assert_eq!(drained, Ok(DrainOutcome::Drained));
+    let router = router_in_a_gap(old.addr, Duration::from_secs(5)).await;
 
     // Nothing can take the request: it waits until the new instance is in the table.
     let addr = router.local_addr();
@@ -513,26 +520,14 @@ async fn requests_wait_out_a_gap_when_a_hold_is_set() {
     assert!(took >= Duration::from_millis(300), "{took:?}");
 
     // Without a hold the same gap is a prompt 503.
-    let quick = start_router(table(vec![rev("app", 1, &[old.addr])]));
-    quick
-        .drain(old.addr, Duration::from_secs(1))
-        .await
-        .expect("drain");
+    let quick = router_in_a_gap(old.addr, Duration::ZERO).await;
     let mut client = Client::connect(quick.local_addr()).await.expect("connect");
     let started = Instant::now();
     assert_eq!(client.get("/", &[]).await.expect("get").status, 503);
     assert!(started.elapsed() < Duration::from_secs(1));
 
     // A hold ends: past it the request gets its 503.
-    let short = ramp_proxy::ProxySettings {
-        hold_unavailable: Duration::from_millis(200),
-        ..settings()
-    };
-    let bounded = start_router_with(table(vec![rev("app", 1, &[old.addr])]), short);
-    bounded
-        .drain(old.addr, Duration::from_secs(1))
-        .await
-        .expect("drain");
+    let bounded = router_in_a_gap(old.addr, Duration::from_millis(200)).await;
     let mut client = Client::connect(bounded.local_addr())
         .await
         .expect("connect");
@@ -547,13 +542,7 @@ async fn requests_wait_out_a_gap_when_a_hold_is_set() {
 async fn h2c_requests_wait_out_a_gap_when_a_hold_is_set() {
     let old = Backend::start("old").await;
     let new = Backend::start("new").await;
-    let held = ramp_proxy::ProxySettings {
-        hold_unavailable: Duration::from_secs(5),
-        ..settings()
-    };
-    let router = start_router_with(table(vec![rev("app", 1, &[old.addr])]), held);
-    let drained = router.drain(old.addr, Duration::from_secs(1)).await;
-    assert_eq!(drained, Ok(DrainOutcome::Drained));
+    let router = router_in_a_gap(old.addr, Duration::from_secs(5)).await;
 
     let client = H2Client::connect(router.local_addr())
         .await
@@ -577,15 +566,7 @@ async fn h2c_requests_wait_out_a_gap_when_a_hold_is_set() {
     assert!(took >= Duration::from_millis(300), "{took:?}");
 
     // A hold ends: past it the stream gets its 503, still naming the revision.
-    let short = ramp_proxy::ProxySettings {
-        hold_unavailable: Duration::from_millis(200),
-        ..settings()
-    };
-    let bounded = start_router_with(table(vec![rev("app", 1, &[old.addr])]), short);
-    bounded
-        .drain(old.addr, Duration::from_secs(1))
-        .await
-        .expect("drain");
+    let bounded = router_in_a_gap(old.addr, Duration::from_millis(200)).await;
     let client = H2Client::connect(bounded.local_addr())
         .await
         .expect("connect");

@@ -17,6 +17,7 @@ mod error;
 mod logs;
 mod probe;
 mod process;
+mod procfs;
 mod spec;
 mod supervisor;
 
@@ -24,5 +25,6 @@ pub use error::RuntimeError;
 pub use logs::tail_log;
 pub use probe::{http_status, probe_once, run_command};
 pub use process::{is_same_process, parse_signal, process_id, stop_process};
+pub use procfs::{pids, processes_mentioning};
 pub use spec::{InstanceSpec, InstanceState, Phase, ProcessId, StopOutcome};
 pub use supervisor::Supervisor;

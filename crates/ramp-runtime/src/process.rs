@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::time::{Instant, sleep};
 
+use crate::procfs::pids;
 use crate::{InstanceSpec, ProcessId, RuntimeError, StopOutcome};
 
 /// How often a stopping process group is checked.
@@ -134,23 +135,9 @@ pub(crate) fn group_alive(process: ProcessId) -> bool {
 }
 
 fn group_has_live_member(pgid: u32) -> io::Result<bool> {
-    for entry in fs::read_dir("/proc")? {
-        let entry = entry?;
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(stat) = read_stat(pid)
-            && stat.pgrp == i64::from(pgid)
-            && !stat.is_dead()
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(pids()?.any(|pid| {
+        read_stat(pid).is_ok_and(|stat| stat.pgrp == i64::from(pgid) && !stat.is_dead())
+    }))
 }
 
 /// Sends `SIGKILL` to the process group of `process`, unless its pid now belongs to another

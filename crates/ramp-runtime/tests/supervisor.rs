@@ -83,14 +83,7 @@ async fn wait_ready(sup: &Supervisor) -> ProcessId {
 /// `(pid, state, ppid)` of the processes in the group, from /proc.
 fn members(pgid: u32) -> Vec<(u32, String, u32)> {
     let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in ramp_runtime::pids().unwrap() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
@@ -114,6 +107,15 @@ fn live_members(pgid: u32) -> Vec<u32> {
         .filter(|(_, state, _)| state != "Z")
         .map(|(pid, _, _)| pid)
         .collect()
+}
+
+/// Waits until the group has at least `count` live processes (a script's children are up).
+async fn wait_live_members(pgid: u32, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live_members(pgid).len() < count {
+        assert!(Instant::now() < deadline, "children never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until no live process is left in the group (a SIGKILL takes a moment to land).
@@ -326,11 +328,7 @@ async fn stop_leaves_no_children_behind() {
     let (spec, dir) = spec("stop-children", "sleep 100 & sleep 100");
     let sup = Supervisor::launch(spec).unwrap();
     let pgid = wait_ready(&sup).await.pid;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while live_members(pgid).len() < 3 {
-        assert!(Instant::now() < deadline, "children never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_live_members(pgid, 3).await;
     assert_eq!(sup.stop().await, StopOutcome::Exited);
     assert!(live_members(pgid).is_empty());
     wait_group_empty(pgid).await;
@@ -347,11 +345,7 @@ async fn stop_kills_children_that_ignore_the_signal() {
     spec.stop.grace_period = Duration::from_millis(200);
     let sup = Supervisor::launch(spec).unwrap();
     let pgid = wait_ready(&sup).await.pid;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while live_members(pgid).len() < 3 {
-        assert!(Instant::now() < deadline, "children never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_live_members(pgid, 3).await;
     assert_eq!(sup.stop().await, StopOutcome::Killed);
     assert!(live_members(pgid).is_empty());
     wait_group_empty(pgid).await;
