@@ -8,6 +8,7 @@ mod rollout_env;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ramp_server::ServiceStatus;
 use rollout_env::{
     Load, Plane, Sample, Svc, Tmpl, phase, ramp_cli, ready_count, serial, settled_on, traffic,
 };
@@ -65,9 +66,10 @@ fn served_by(s: &Sample) -> Option<&str> {
     s.outcome.as_ref().ok().and_then(|r| r.revision.as_deref())
 }
 
-async fn deploy_v1(label: &str, svc: &Svc, strategy: &str, t: &Tmpl) -> Plane {
+/// A control plane with `svc` deployed from `v1_spec` and every replica of revision 1 ready.
+async fn deploy_v1(label: &str, svc: &Svc, v1_spec: &str) -> Plane {
     let plane = Plane::start(label).await;
-    plane.apply_ok(&svc.spec_with("v1", strategy, t)).await;
+    plane.apply_ok(v1_spec).await;
     let replicas = svc.replicas as usize;
     plane
         .wait_for(&svc.name, "serving revision 1", DEPLOY_LIMIT, |s| {
@@ -75,6 +77,15 @@ async fn deploy_v1(label: &str, svc: &Svc, strategy: &str, t: &Tmpl) -> Plane {
         })
         .await;
     plane
+}
+
+/// Waits (at most `limit`) for `svc`'s rollout to abort; returns the status that showed it.
+async fn wait_aborted(plane: &Plane, svc: &Svc, limit: Duration) -> ServiceStatus {
+    plane
+        .wait_for(&svc.name, "the rollout aborted", limit, |s| {
+            phase(s) == "Aborted"
+        })
+        .await
 }
 
 fn event_ms(events: &[Value], kind: &str) -> Option<u64> {
@@ -93,7 +104,12 @@ async fn a_bad_canary_is_rolled_back_by_the_analysis_alone() {
   steps:
     - setWeight: 10
     - pause: {duration: 60s}";
-    let mut plane = deploy_v1("analysis-bad", &svc, strategy, &with_errors(0.01)).await;
+    let mut plane = deploy_v1(
+        "analysis-bad",
+        &svc,
+        &svc.spec_with("v1", strategy, &with_errors(0.01)),
+    )
+    .await;
     let load = Load::start(svc.listen, CONNECTIONS, PACE);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let clock = Clock::now();
@@ -101,14 +117,7 @@ async fn a_bad_canary_is_rolled_back_by_the_analysis_alone() {
     plane
         .apply_ok(&svc.spec_with("v2", strategy, &with_errors(0.05)))
         .await;
-    let aborted = plane
-        .wait_for(
-            &svc.name,
-            "the canary aborted",
-            Duration::from_secs(60),
-            |s| phase(s) == "Aborted",
-        )
-        .await;
+    let aborted = wait_aborted(&plane, &svc, Duration::from_secs(60)).await;
     let reason = aborted.rollout.and_then(|r| r.reason).unwrap_or_default();
     println!("aborted: {reason}");
     assert!(
@@ -221,13 +230,7 @@ async fn a_good_canary_passes_its_checks_and_is_promoted_by_itself() {
         let text = svc.spec_with(version, strategy, &with_errors(0.01));
         text.replacen("\n  strategy:", &format!("{}  strategy:", templates), 1)
     };
-    let mut plane = Plane::start("analysis-good").await;
-    plane.apply_ok(&spec("v1")).await;
-    plane
-        .wait_for(&svc.name, "serving revision 1", DEPLOY_LIMIT, |s| {
-            settled_on(s, 1) && phase(s) == "Completed"
-        })
-        .await;
+    let mut plane = deploy_v1("analysis-good", &svc, &spec("v1")).await;
     let load = Load::start(svc.listen, CONNECTIONS, PACE);
     plane.apply_ok(&spec("v2")).await;
     // While the canary has 20%, a fresh baseline of revision 1 has 20% too.
@@ -298,23 +301,10 @@ async fn an_unreachable_provider_aborts_after_the_consecutive_error_limit() {
         svc.spec(version, strategy)
             .replacen("\n  strategy:", &format!("{templates}  strategy:"), 1)
     };
-    let mut plane = Plane::start("analysis-unreachable").await;
-    plane.apply_ok(&spec("v1")).await;
-    plane
-        .wait_for(&svc.name, "serving revision 1", DEPLOY_LIMIT, |s| {
-            settled_on(s, 1) && phase(s) == "Completed"
-        })
-        .await;
+    let mut plane = deploy_v1("analysis-unreachable", &svc, &spec("v1")).await;
     let started = Instant::now();
     plane.apply_ok(&spec("v2")).await;
-    let status = plane
-        .wait_for(
-            &svc.name,
-            "the rollout aborted",
-            Duration::from_secs(30),
-            |s| phase(s) == "Aborted",
-        )
-        .await;
+    let status = wait_aborted(&plane, &svc, Duration::from_secs(30)).await;
     let took = started.elapsed();
     let reason = status
         .rollout
@@ -360,13 +350,7 @@ async fn a_blue_green_preview_failing_its_pre_promotion_analysis_is_never_switch
         svc.spec_with(version, &strategy, &with_errors(errors))
             .replacen("\n  strategy:", &format!("{templates}  strategy:"), 1)
     };
-    let mut plane = Plane::start("analysis-blue-green").await;
-    plane.apply_ok(&spec("v1", 0.0)).await;
-    plane
-        .wait_for(&svc.name, "serving revision 1", DEPLOY_LIMIT, |s| {
-            settled_on(s, 1) && phase(s) == "Completed"
-        })
-        .await;
+    let mut plane = deploy_v1("analysis-blue-green", &svc, &spec("v1", 0.0)).await;
     let main_load = Load::start(svc.listen, 2, PACE);
     plane.apply_ok(&spec("v2", 0.5)).await;
     plane
@@ -377,14 +361,7 @@ async fn a_blue_green_preview_failing_its_pre_promotion_analysis_is_never_switch
         })
         .await;
     let preview_load = Load::start(preview, 2, PACE);
-    let status = plane
-        .wait_for(
-            &svc.name,
-            "the rollout aborted",
-            Duration::from_secs(30),
-            |s| phase(s) == "Aborted",
-        )
-        .await;
+    let status = wait_aborted(&plane, &svc, Duration::from_secs(30)).await;
     let previewed = preview_load.stop().await;
     let served = main_load.stop().await;
     let reason = status.rollout.and_then(|r| r.reason).unwrap_or_default();
@@ -417,19 +394,17 @@ async fn a_rolling_update_stops_at_the_first_bad_batch() {
   maxSurge: 1
   maxUnavailable: 0
   analysis: {}";
-    let mut plane = deploy_v1("analysis-rolling", &svc, strategy, &with_errors(0.01)).await;
+    let mut plane = deploy_v1(
+        "analysis-rolling",
+        &svc,
+        &svc.spec_with("v1", strategy, &with_errors(0.01)),
+    )
+    .await;
     let load = Load::start(svc.listen, CONNECTIONS, PACE);
     plane
         .apply_ok(&svc.spec_with("v2", strategy, &with_errors(0.3)))
         .await;
-    let status = plane
-        .wait_for(
-            &svc.name,
-            "the update aborted",
-            Duration::from_secs(60),
-            |s| phase(s) == "Aborted",
-        )
-        .await;
+    let status = wait_aborted(&plane, &svc, Duration::from_secs(60)).await;
     let reason = status.rollout.and_then(|r| r.reason).unwrap_or_default();
     assert!(reason.contains("batch of 1 instances failed"), "{reason}");
     // Back on v1 at once (the v2 instance stays warm, unrouted, for the scale-down delay).

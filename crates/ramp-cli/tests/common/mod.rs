@@ -546,6 +546,23 @@ pub(crate) struct Record {
     pub(crate) outcome: Result<Reply, String>,
 }
 
+/// Why a request failed, if it did: no answer, not 200, no revision header, or a body that is
+/// not the version the `x-app-version` header names.
+pub(crate) fn failure_of(outcome: &Result<Reply, String>) -> Option<String> {
+    match outcome {
+        Err(e) => Some(e.clone()),
+        Ok(reply) if reply.status != 200 => {
+            Some(format!("status {}: {:?}", reply.status, reply.body))
+        }
+        Ok(reply)
+            if reply.revision.is_none() || reply.app_version.as_deref() != Some(reply.text()) =>
+        {
+            Some(format!("inconsistent reply {reply:?}"))
+        }
+        Ok(_) => None,
+    }
+}
+
 /// What [`load`] saw.
 #[derive(Debug, Default)]
 pub(crate) struct LoadResult {
@@ -561,19 +578,7 @@ impl LoadResult {
     pub(crate) fn failures(&self) -> Vec<String> {
         self.records
             .iter()
-            .filter_map(|r| match &r.outcome {
-                Err(e) => Some(e.clone()),
-                Ok(reply) if reply.status != 200 => {
-                    Some(format!("status {}: {:?}", reply.status, reply.body))
-                }
-                Ok(reply)
-                    if reply.revision.is_none()
-                        || reply.app_version.as_deref() != Some(reply.text()) =>
-                {
-                    Some(format!("inconsistent reply {reply:?}"))
-                }
-                Ok(_) => None,
-            })
+            .filter_map(|r| failure_of(&r.outcome))
             .collect()
     }
 

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use ramp_server::ServiceStatus;
 use serde_json::{Value, json};
 
-use crate::common::{Client, Proc, RAMP, Reply, TempDir, free_port, local};
+use crate::common::{Client, Proc, RAMP, Reply, TempDir, failure_of, free_port, local};
 
 /// How long the control plane may take to answer its health endpoint after it starts.
 const SERVER_STARTUP: Duration = Duration::from_secs(20);
@@ -46,37 +46,9 @@ pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------------
 
 /// Every process (other than this one) whose command line contains `needle`, as
-/// `(pid, command line with spaces for NULs)`. Zombies have an empty command line and are
-/// not listed.
+/// `(pid, command line with spaces for NULs)`, zombies left out.
 pub(crate) fn processes_with(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw)
-            .trim_end_matches('\0')
-            .replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push((pid, cmdline));
-        }
-    }
-    found.sort();
-    found
+    ramp_runtime::processes_mentioning(needle)
 }
 
 /// `kill -9` every process whose command line contains `needle`, until none is left (or a few
@@ -716,22 +688,9 @@ impl Sample {
         }
     }
 
-    /// Why the request failed, if it did: no answer, not 200, no revision header, or a body
-    /// that is not the version the `x-app-version` header names.
+    /// Why the request failed, if it did (see [`failure_of`]).
     pub(crate) fn failure(&self) -> Option<String> {
-        match &self.outcome {
-            Err(e) => Some(e.clone()),
-            Ok(reply) if reply.status != 200 => {
-                Some(format!("status {}: {:?}", reply.status, reply.body))
-            }
-            Ok(reply)
-                if reply.revision.is_none()
-                    || reply.app_version.as_deref() != Some(reply.text()) =>
-            {
-                Some(format!("inconsistent reply {reply:?}"))
-            }
-            Ok(_) => None,
-        }
+        failure_of(&self.outcome)
     }
 }
 
