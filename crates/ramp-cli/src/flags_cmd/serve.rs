@@ -1,24 +1,16 @@
-//! `ramp flags serve`: flag files served over OFREP, reloaded when they change.
+//! `ramp flags serve`: flag files served to OpenFeature clients, reloaded when they change.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use ramp_flagd::ofrep::{DEFAULT_MAX_BODY_BYTES, OfrepOptions};
 use ramp_flagd::{EvaluationMetrics, FileWatcher, FlagSource, WATCH_INTERVAL, management, ofrep};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-
-/// `ramp flags ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum FlagsCommand {
-    /// Serve flag files (JSON or YAML) over OFREP; edits are picked up within a fifth of a
-    /// second, and an edit that does not validate is refused while the last good flags serve.
-    Serve(ServeArgs),
-}
 
 /// Options of `ramp flags serve`.
 #[derive(Debug, Args)]
@@ -45,13 +37,7 @@ pub(crate) struct ServeArgs {
     max_body_bytes: usize,
 }
 
-pub(crate) async fn run(command: FlagsCommand) -> anyhow::Result<()> {
-    match command {
-        FlagsCommand::Serve(args) => serve(args).await,
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.token.as_deref().is_some_and(str::is_empty) {
         anyhow::bail!("--token must not be empty");
     }
