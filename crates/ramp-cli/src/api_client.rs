@@ -116,9 +116,13 @@ fn explain_error(status: u16, text: &str) -> String {
             if problems.len() == 1 && out.contains(message) {
                 continue;
             }
-            out.push_str(&format!(
-                "\n  - {path} (line {line}, column {column}): {message}"
-            ));
+            // Flag problems are located by JSON path only; spec problems also by line.
+            let location = if line > 0 {
+                format!(" (line {line}, column {column})")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("\n  - {path}{location}: {message}"));
         }
     }
     let kind = match status {

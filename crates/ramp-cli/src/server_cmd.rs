@@ -15,6 +15,10 @@ pub(crate) struct ServerArgs {
     /// Where the REST API listens.
     #[arg(long, default_value = "127.0.0.1:7070", value_parser = crate::parse_listen)]
     listen: SocketAddr,
+    /// Serve the flags managed through the API (`ramp flags apply`, `disable`, ...) over OFREP
+    /// here, e.g. 127.0.0.1:8016; off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = crate::parse_listen)]
+    flags_ofrep_listen: Option<SocketAddr>,
     /// On exit, leave instances and routers serving for the next `ramp server` to adopt
     /// (for upgrades); by default they are drained and stopped.
     #[arg(long)]
@@ -26,11 +30,15 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("bad --data-dir {}", args.data_dir.display()))?;
     let mut config = ServerConfig::new(data_dir);
     config.api_listen = args.listen;
+    config.flags_ofrep_listen = args.flags_ofrep_listen;
     let server = Server::start(config).await?;
     println!(
         "ramp server: API on http://{} (try: ramp get services)",
         server.api_addr()
     );
+    if let Some(addr) = server.flags_ofrep_addr() {
+        println!("ramp server: flags over OFREP on http://{addr}/ofrep/v1/evaluate/flags");
+    }
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     tokio::select! {

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub tick: Duration,
     /// Router worker threads per service (0 = one per CPU).
     pub router_workers: usize,
+    /// Where OFREP serves the control plane's flags; `None` (the default) serves no OFREP, so
+    /// the control plane never takes a port a `ramp flags serve` on the same host may use.
+    pub flags_ofrep_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -29,6 +32,7 @@ impl ServerConfig {
             agent_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ramp")),
             tick: Duration::from_millis(100),
             router_workers: 2,
+            flags_ofrep_listen: None,
         }
     }
 

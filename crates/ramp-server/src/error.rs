@@ -11,7 +11,11 @@ pub enum ServerError {
     /// The spec does not parse or validate (400, with every problem).
     #[error(transparent)]
     Spec(#[from] ModelError),
-    /// No such service or revision (404).
+    /// A flag definition the flag engine refuses (400, with every problem located by a JSON
+    /// path into the request body).
+    #[error("the flag definition is invalid: {}", list_problems(.0))]
+    InvalidFlag(Vec<ramp_flags::model::ModelError>),
+    /// No such service, revision or flag (404).
     #[error("{0}")]
     NotFound(String),
     /// Another operation is in progress, or the request does not fit the current state (409).
@@ -32,11 +36,19 @@ impl ServerError {
     /// The HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            ServerError::Invalid(_) | ServerError::Spec(_) => 400,
+            ServerError::Invalid(_) | ServerError::Spec(_) | ServerError::InvalidFlag(_) => 400,
             ServerError::NotFound(_) => 404,
             ServerError::Conflict(_) => 409,
             ServerError::Agent(_) => 503,
             ServerError::Store(_) | ServerError::Internal(_) => 500,
         }
     }
+}
+
+fn list_problems(problems: &[ramp_flags::model::ModelError]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

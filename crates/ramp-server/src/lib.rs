@@ -5,12 +5,15 @@
 //! last control plane left it — adopting the instances and routes that kept serving — and
 //! serves the REST API. Each service has one controller task that feeds the rollout state
 //! machine, persists every state before acting on it, and makes instances and routes match.
+//! Feature flags managed through the API are stored with their audit trail and served from a
+//! [`ramp_flagd::FlagSource`] ([`Server::flag_source`]), over OFREP when configured.
 
 mod agent;
 mod api;
 mod config;
 mod controller;
 mod error;
+mod flags;
 pub mod measure;
 mod payload;
 mod server;
@@ -23,6 +26,7 @@ pub use controller::status::{
     AnalysisView, InstanceView, RolloutView, ServiceStatus, StackView, TrafficShare,
 };
 pub use error::ServerError;
+pub use flags::FLAG_SOURCE_NAME;
 pub use payload::Payload;
 pub use server::Server;
 pub use table::{ReadyInstances, build_table};

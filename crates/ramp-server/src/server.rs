@@ -1,18 +1,23 @@
-//! The control plane: state store, router agent, one controller per service, REST API.
+//! The control plane: state store, router agent, one controller per service, REST API, and the
+//! flags it manages (served over OFREP when configured).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ramp_flagd::ofrep::{self, OfrepOptions};
+use ramp_flagd::{EvaluationMetrics, FlagSource};
 use ramp_model::{ServiceSpec, same_socket};
 use ramp_store::{NewEvent, Store};
+use tokio::net::TcpListener;
 use tokio::sync::{Mutex, oneshot};
 
 use crate::agent::Agent;
 use crate::config::ServerConfig;
 use crate::controller::{self, ApplyOutcome, Context, ControllerHandle, Request};
 use crate::error::ServerError;
+use crate::flags::FlagService;
 use crate::payload::{FileDigests, Payload};
 
 /// A running control plane.
@@ -22,6 +27,45 @@ pub struct Server {
     api_addr: SocketAddr,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: tokio::task::JoinHandle<()>,
+    flags_ofrep: Option<Background>,
+}
+
+/// A listener served by a task of its own until told to stop.
+#[derive(Debug)]
+struct Background {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Serves the control plane's flags over OFREP on `listener`.
+    fn flags_ofrep(
+        listener: TcpListener,
+        source: Arc<FlagSource>,
+        metrics: Arc<EvaluationMetrics>,
+    ) -> Result<Background, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(async move {
+            let served = ofrep::serve(listener, source, metrics, OfrepOptions::default(), shutdown);
+            if let Err(e) = served.await {
+                tracing::error!("flags OFREP server stopped: {e}");
+            }
+        });
+        Ok(Background { addr, stop, task })
+    }
+
+    /// Stops accepting, then waits for requests in flight.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// What API handlers share.
@@ -29,6 +73,10 @@ pub struct Server {
 pub(crate) struct Inner {
     pub(crate) ctx: Arc<Context>,
     pub(crate) controllers: Mutex<BTreeMap<String, ControllerHandle>>,
+    /// The flags managed through the API.
+    pub(crate) flags: Arc<FlagService>,
+    /// Counts of the OFREP evaluations of those flags, for `/metrics`.
+    pub(crate) flag_metrics: Arc<EvaluationMetrics>,
     /// Digests of executables and files already stored.
     digests: Arc<FileDigests>,
     /// Held for the server's life: one control plane per data directory.
@@ -36,9 +84,9 @@ pub(crate) struct Inner {
 }
 
 impl Server {
-    /// Opens the data directory (refusing one another server uses), connects to or starts the
-    /// router agent, picks up every service where the last control plane left it, and serves
-    /// the API.
+    /// Opens the data directory (refusing one another server uses), loads the stored flags,
+    /// connects to or starts the router agent, picks up every service where the last control
+    /// plane left it, and serves the API (and the flags over OFREP, when configured).
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServerError::Invalid(format!(
@@ -49,6 +97,14 @@ impl Server {
         let lock = lock_data_dir(&config)?;
         let config = Arc::new(config);
         let store = Arc::new(Store::open(&config.data_dir)?);
+        let flags = Arc::new(FlagService::load(Arc::clone(&store))?);
+        // Bound now, so a taken port fails the start before anything else is started.
+        let flags_ofrep_listener = match config.flags_ofrep_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                ServerError::Invalid(format!("cannot serve flags over OFREP on {addr}: {e}"))
+            })?),
+            None => None,
+        };
         let agent = Arc::new(Agent::connect_or_start(Arc::clone(&config)).await?);
         let ctx = Arc::new(Context {
             config: Arc::clone(&config),
@@ -77,6 +133,8 @@ impl Server {
         let inner = Arc::new(Inner {
             ctx,
             controllers: Mutex::new(controllers),
+            flags,
+            flag_metrics: Arc::new(EvaluationMetrics::new()),
             digests: Arc::new(FileDigests::default()),
             _lock: lock,
         });
@@ -88,6 +146,15 @@ impl Server {
         let api_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Internal(e.to_string()))?;
+        let flags_ofrep = flags_ofrep_listener
+            .map(|listener| {
+                Background::flags_ofrep(
+                    listener,
+                    Arc::clone(inner.flags.source()),
+                    Arc::clone(&inner.flag_metrics),
+                )
+            })
+            .transpose()?;
         let (api_stop, stopped) = oneshot::channel::<()>();
         let app = crate::api::router(Arc::clone(&inner));
         let api_task = tokio::spawn(async move {
@@ -98,18 +165,37 @@ impl Server {
                 tracing::error!("API server stopped: {e}");
             }
         });
-        tracing::info!(api = %api_addr, data = %config.data_dir.display(), "control plane ready");
+        tracing::info!(
+            api = %api_addr,
+            flags_ofrep = ?flags_ofrep.as_ref().map(|served| served.addr),
+            data = %config.data_dir.display(),
+            "control plane ready"
+        );
         Ok(Server {
             inner,
             api_addr,
             api_stop: Some(api_stop),
             api_task,
+            flags_ofrep,
         })
     }
 
     /// Where the API listens.
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// Where OFREP serves the control plane's flags, if it does
+    /// ([`ServerConfig::flags_ofrep_listen`]).
+    pub fn flags_ofrep_addr(&self) -> Option<SocketAddr> {
+        self.flags_ofrep.as_ref().map(|served| served.addr)
+    }
+
+    /// The flags the control plane manages, as served: one source named
+    /// [`crate::FLAG_SOURCE_NAME`], replaced after every committed change (subscribers get a
+    /// change notice each time). Mount further flag surfaces (gRPC evaluation, sync) on it.
+    pub fn flag_source(&self) -> Arc<FlagSource> {
+        Arc::clone(self.inner.flags.source())
     }
 
     /// Stops the API and the controllers. With `stop_services`, every instance is drained and
@@ -120,6 +206,9 @@ impl Server {
             let _ = stop.send(());
         }
         let _ = (&mut self.api_task).await;
+        if let Some(served) = self.flags_ofrep.take() {
+            served.stop().await;
+        }
         let controllers = std::mem::take(&mut *self.inner.controllers.lock().await);
         for (_, handle) in controllers {
             let (reply, done) = oneshot::channel();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::events::{self, EventQuery, EventRow, NewEvent};
+use crate::flags::{self, FlagRow, FlagWrite};
 use crate::incidents::{self, IncidentRow, NewIncident};
 use crate::instances::{self, InstanceRow};
 use crate::objects::ObjectStore;
@@ -248,6 +249,48 @@ impl Store {
     /// Events matching `query`, by ascending id.
     pub fn events(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
         self.read(|c| events::list(c, query))
+    }
+
+    // --- flags ---
+
+    pub fn flag(&self, key: &str) -> Result<Option<FlagRow>, StoreError> {
+        self.read(|c| flags::get(c, key))
+    }
+
+    /// All flags, ordered by key.
+    pub fn flags(&self) -> Result<Vec<FlagRow>, StoreError> {
+        self.read(flags::list)
+    }
+
+    /// Creates or replaces a flag's definition and records the change (`flag.created`,
+    /// `flag.updated`, or `flag.disabled` / `flag.enabled` when only `/state` changed) with a
+    /// diff, in one transaction. Writing the definition it already has changes nothing and
+    /// records nothing. With `expected_version`, fails with [`StoreError::FlagVersionConflict`]
+    /// unless the flag is at that version (0: does not exist).
+    pub fn put_flag(
+        &self,
+        key: &str,
+        definition: &serde_json::Value,
+        expected_version: Option<u64>,
+        actor: &str,
+    ) -> Result<FlagWrite, StoreError> {
+        self.transaction(|tx| tx.put_flag(key, definition, expected_version, actor))
+    }
+
+    /// Deletes a flag and records `flag.deleted` in one transaction; `None` if there is no such
+    /// flag. `expected_version` as for [`Store::put_flag`].
+    pub fn delete_flag(
+        &self,
+        key: &str,
+        expected_version: Option<u64>,
+        actor: &str,
+    ) -> Result<Option<EventRow>, StoreError> {
+        self.transaction(|tx| tx.delete_flag(key, expected_version, actor))
+    }
+
+    /// A flag's audit events, oldest first (kept after the flag is deleted).
+    pub fn flag_history(&self, key: &str) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|c| flags::history(c, key))
     }
 
     // --- incidents ---

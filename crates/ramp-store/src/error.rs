@@ -55,6 +55,17 @@ pub enum StoreError {
     /// it would deadlock, so it fails instead. Use the `Tx` handed to the closure.
     #[error("Store method called inside Store::transaction on the same thread; use the Tx")]
     Reentrant,
+    /// A flag write named the version it expected, and the flag is at another one (or does not
+    /// exist, `found: None`; expecting 0 means "must not exist yet"). Nothing was written.
+    #[error(
+        "flag {key:?} is at {}, not version {expected}; read it again and retry",
+        found.map_or_else(|| "no version (it does not exist)".to_owned(), |v| format!("version {v}"))
+    )]
+    FlagVersionConflict {
+        key: String,
+        expected: u64,
+        found: Option<u64>,
+    },
     /// The caller aborted a [`crate::Store::transaction`] (everything it wrote is rolled back).
     #[error("transaction aborted: {0}")]
     Aborted(String),

@@ -51,9 +51,9 @@ pub struct EventQuery {
     pub limit: Option<usize>,
 }
 
-const COLUMNS: &str = "id, at, actor, service, kind, message, data";
+pub(crate) const COLUMNS: &str = "id, at, actor, service, kind, message, data";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
     let data: String = row.get(6)?;
     Ok(EventRow {
         id: get_u64(row, 0)?,

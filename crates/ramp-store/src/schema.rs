@@ -8,7 +8,7 @@ use crate::StoreError;
 
 /// The schema version this build creates and understands. `Store::open` refuses a database
 /// with a newer version, since an older Ramp cannot know what the newer one relies on.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1. Revisions, rollout state and instances belong to a service and go with it;
 /// events do not (the log outlives what it describes), so `events.service` is no foreign key.
@@ -97,9 +97,26 @@ BEGIN
 END;
 ";
 
+/// Version 3: feature flags managed through the API. `definition` is the flag in flagd's JSON
+/// shape (opaque to the store); `version` grows with every change. Their audit trail is the
+/// event log (`kind` `flag.*`, `data.key` naming the flag), found through a partial index so a
+/// flag's history does not scan the whole log; the index's expression and filter must match
+/// the history query's exactly for SQLite to use it.
+const V3: &str = "
+CREATE TABLE flags (
+    key        TEXT PRIMARY KEY NOT NULL,
+    definition TEXT NOT NULL,
+    version    INTEGER NOT NULL CHECK (version > 0),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX events_by_flag ON events (json_extract(data, '$.key'), id)
+    WHERE kind GLOB 'flag.*';
+";
+
 /// The script that takes a database from version `n` to `n + 1` is `MIGRATIONS[n]`; a new
 /// database runs them all, so a fresh and a migrated database cannot differ.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2, V3];
 
 /// Creates the schema in a new database, or checks the version of an existing one and migrates
 /// it to [`SCHEMA_VERSION`], all in one transaction (a failed migration changes nothing).
@@ -154,7 +171,7 @@ pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError
 mod tests {
     use rusqlite::Connection;
 
-    use super::{SCHEMA_VERSION, V1};
+    use super::{SCHEMA_VERSION, V1, V2};
     use crate::testutil::{TempDir, event};
     use crate::{EventQuery, NewIncident, Store, StoreError};
 
@@ -202,7 +219,7 @@ mod tests {
         let dir = TempDir::new("schema-v1");
         create_v1(dir.path());
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(stored_version(&store), "2");
+        assert_eq!(stored_version(&store), SCHEMA_VERSION.to_string());
         assert_eq!(
             store.service("web").unwrap().unwrap().spec_yaml,
             "replicas: 2"
@@ -233,6 +250,51 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.incidents(Some("web"), 10).unwrap(), [row]);
+    }
+
+    /// A database exactly as version 2 created it, with a service and an event in it.
+    fn create_v2(dir: &std::path::Path) {
+        create_v1(dir);
+        let raw = Connection::open(dir.join("ramp.db")).unwrap();
+        raw.execute_batch(V2).unwrap();
+        raw.execute_batch("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            .unwrap();
+    }
+
+    /// Every table, index and trigger, as SQLite records their definitions.
+    fn schema_of(store: &Store) -> Vec<(String, String)> {
+        let raw = Connection::open(store.db_path()).unwrap();
+        let mut stmt = raw
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn version_2_database_gains_flags_and_keeps_its_data() {
+        let dir = TempDir::new("schema-v2");
+        create_v2(dir.path());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(stored_version(&store), "3");
+        assert_eq!(store.events(&EventQuery::default()).unwrap().len(), 1);
+        let definition = serde_json::json!({"state": "ENABLED", "variants": {"on": true}});
+        let write = store.put_flag("f", &definition, Some(0), "user").unwrap();
+        assert_eq!(write.flag.version, 1);
+        assert_eq!(store.flag_history("f").unwrap().len(), 1);
+        // The old event is still there and the log still refuses rewrites.
+        let err = store
+            .transaction(|tx| Ok(tx.connection().execute("DELETE FROM events", [])?))
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert_eq!(store.events(&EventQuery::default()).unwrap().len(), 2);
+
+        // Migrated step by step or created at once, the schema is the same.
+        let fresh_dir = TempDir::new("schema-fresh");
+        let fresh = Store::open(fresh_dir.path()).unwrap();
+        assert_eq!(schema_of(&store), schema_of(&fresh));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rusqlite::Transaction;
 #[cfg(doc)]
 use crate::Store;
 use crate::events::{self, EventQuery, EventRow, NewEvent};
+use crate::flags::{self, FlagRow, FlagWrite};
 use crate::incidents::{self, IncidentRow, NewIncident};
 use crate::instances::{self, InstanceRow};
 use crate::revisions::{self, RevisionRow};
@@ -134,6 +135,39 @@ impl<'a> Tx<'a> {
         limit: usize,
     ) -> Result<Vec<IncidentRow>, StoreError> {
         incidents::list(&self.tx, service, limit)
+    }
+
+    pub fn flag(&self, key: &str) -> Result<Option<FlagRow>, StoreError> {
+        flags::get(&self.tx, key)
+    }
+
+    pub fn flags(&self) -> Result<Vec<FlagRow>, StoreError> {
+        flags::list(&self.tx)
+    }
+
+    /// See [`Store::put_flag`].
+    pub fn put_flag(
+        &self,
+        key: &str,
+        definition: &serde_json::Value,
+        expected_version: Option<u64>,
+        actor: &str,
+    ) -> Result<FlagWrite, StoreError> {
+        flags::put(&self.tx, key, definition, expected_version, actor)
+    }
+
+    /// See [`Store::delete_flag`].
+    pub fn delete_flag(
+        &self,
+        key: &str,
+        expected_version: Option<u64>,
+        actor: &str,
+    ) -> Result<Option<EventRow>, StoreError> {
+        flags::delete(&self.tx, key, expected_version, actor)
+    }
+
+    pub fn flag_history(&self, key: &str) -> Result<Vec<EventRow>, StoreError> {
+        flags::history(&self.tx, key)
     }
 
     /// The raw connection, for tests that must try what the API does not allow.

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1` (described by `/api/v1/openapi.json`) and `/metrics`.
 
+mod flags;
 mod incidents;
 
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/flags", get(flags::list))
+        .route(
+            "/api/v1/flags/{key}",
+            get(flags::show).put(flags::put).delete(flags::delete),
+        )
+        .route("/api/v1/flags/{key}/disable", post(flags::disable))
+        .route("/api/v1/flags/{key}/enable", post(flags::enable))
+        .route("/api/v1/flags/{key}/history", get(flags::history))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(inner)
@@ -73,6 +82,12 @@ impl IntoResponse for ServerError {
             }) => json!({
                 "error": self.to_string(),
                 "problems": [{ "path": path.clone().unwrap_or_default(), "line": line, "column": column, "message": message }],
+            }),
+            ServerError::InvalidFlag(problems) => json!({
+                "error": "the flag definition is invalid",
+                "problems": problems.iter().map(|p| json!({
+                    "path": p.path, "message": p.message,
+                })).collect::<Vec<_>>(),
             }),
             other => json!({ "error": other.to_string() }),
         };
@@ -442,7 +457,7 @@ fn event_json(e: &EventRow) -> Value {
     })
 }
 
-/// Control-plane metrics, then the router agent's.
+/// Control-plane metrics (the managed flags' evaluations among them), then the router agent's.
 async fn metrics(State(inner): Shared) -> Response {
     let names: Vec<String> = inner.controllers.lock().await.keys().cloned().collect();
     let mut out = String::new();
@@ -469,6 +484,9 @@ async fn metrics(State(inner): Shared) -> Response {
             );
         }
     }
+    inner
+        .flag_metrics
+        .write_prometheus(inner.flags.source(), &mut out);
     if let Ok(text) = inner.ctx.agent.client().prometheus().await {
         out.push_str(&text);
     }

@@ -1,0 +1,473 @@
+//! The control plane's flags through its REST API: every change validated, versioned and
+//! audited, served over OFREP as soon as the API call returns, announced to subscribers, and
+//! kept across a restart. A real `Server` runs with an in-process router agent on its socket.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use ramp_flagd::ChangeKind;
+use ramp_proxy::{AgentClient, serve_agent};
+use ramp_server::{FLAG_SOURCE_NAME, Server, ServerConfig};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const CHECKOUT: &str = r#"{
+    "state": "ENABLED",
+    "variants": {"old": "v1", "new": "v2"},
+    "defaultVariant": "old",
+    "targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "new", null]}
+}"#;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "ramp-flags-api-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A control plane on a fresh data directory, its router agent running in this process (so no
+/// `ramp` binary is needed), the API and flag OFREP on free ports.
+struct Plane {
+    server: Option<Server>,
+    config: ServerConfig,
+    agent_stop: Option<oneshot::Sender<()>>,
+    agent: tokio::task::JoinHandle<()>,
+    _dir: TempDir,
+}
+
+impl Plane {
+    async fn start(tag: &str) -> Plane {
+        let dir = TempDir::new(tag);
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.api_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.flags_ofrep_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        // Never started: the agent below already answers on the socket.
+        config.agent_program = PathBuf::from("/nonexistent/ramp");
+        let socket = config.agent_socket();
+        std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+        let (agent_stop, stopped) = oneshot::channel::<()>();
+        let agent_socket = socket.clone();
+        let agent = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            serve_agent(&agent_socket, shutdown).await.unwrap();
+        });
+        let client = AgentClient::new(socket);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.health().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "agent not up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let server = Server::start(config.clone()).await.unwrap();
+        Plane {
+            server: Some(server),
+            config,
+            agent_stop: Some(agent_stop),
+            agent,
+            _dir: dir,
+        }
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Stops the control plane (leaving the agent) and starts it again on the same directory.
+    async fn restart(&mut self) {
+        let server = self.server.take().expect("running");
+        server.shutdown(false).await;
+        self.server = Some(Server::start(self.config.clone()).await.unwrap());
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(true).await;
+        }
+        if let Some(stop) = self.agent_stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.agent).await;
+    }
+
+    /// `METHOD path` on the API as `actor`; the status and the body (JSON, or a JSON string).
+    async fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        request(self.server().api_addr(), method, path, body).await
+    }
+
+    async fn api_ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+        let (status, answer) = self.api(method, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        answer
+    }
+
+    /// `POST /ofrep/v1/evaluate/flags/{key}` with `context`.
+    async fn evaluate(&self, key: &str, context: Value) -> (u16, Value) {
+        let addr = self.server().flags_ofrep_addr().expect("OFREP configured");
+        let body = json!({ "context": context }).to_string();
+        request(
+            addr,
+            "POST",
+            &format!("/ofrep/v1/evaluate/flags/{key}"),
+            Some(&body),
+        )
+        .await
+    }
+}
+
+async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .header("x-ramp-actor", "alice")
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 20 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_audited_served_at_once_and_announced() {
+    let plane = Plane::start("lifecycle").await;
+    let mut notices = plane.server().flag_source().subscribe();
+
+    let (status, created) = plane
+        .api("PUT", "/api/v1/flags/checkout", Some(CHECKOUT))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["changed"], true);
+    assert_eq!(created["flag"]["version"], 1);
+    assert_eq!(created["event"]["kind"], "flag.created");
+    assert_eq!(created["event"]["actor"], "alice");
+    assert_eq!(created["event"]["service"], Value::Null);
+    let (_, served) = plane.evaluate("checkout", json!({"plan": "pro"})).await;
+    assert_eq!(
+        (&served["value"], &served["reason"]),
+        (&json!("v2"), &json!("TARGETING_MATCH"))
+    );
+    let notice = notices.try_recv().expect("a notice per change");
+    assert_eq!(notice.flags.get("checkout"), Some(&ChangeKind::Write));
+
+    // A new default, guarded by the version just read.
+    let edited = CHECKOUT.replace(r#""defaultVariant": "old""#, r#""defaultVariant": "new""#);
+    let (status, updated) = plane
+        .api(
+            "PUT",
+            "/api/v1/flags/checkout?expectedVersion=1",
+            Some(&edited),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["event"]["kind"], "flag.updated");
+    assert_eq!(
+        updated["event"]["data"],
+        json!({"key": "checkout", "version": 2,
+               "diff": [{"path": "/defaultVariant", "from": "old", "to": "new"}]})
+    );
+    assert_eq!(plane.evaluate("checkout", json!({})).await.1["value"], "v2");
+    assert_eq!(
+        notices.try_recv().unwrap().flags.get("checkout"),
+        Some(&ChangeKind::Update)
+    );
+
+    // The same definition again changes nothing.
+    let (status, same) = plane
+        .api("PUT", "/api/v1/flags/checkout", Some(&edited))
+        .await;
+    assert_eq!(
+        (status, &same["changed"], &same["event"]),
+        (200, &json!(false), &Value::Null)
+    );
+    assert!(notices.try_recv().is_err());
+
+    // The kill switch, pulled twice: one change, one event.
+    let off = plane
+        .api_ok("POST", "/api/v1/flags/checkout/disable", None)
+        .await;
+    assert_eq!(
+        (&off["changed"], &off["event"]["kind"]),
+        (&json!(true), &json!("flag.disabled"))
+    );
+    let (status, disabled) = plane.evaluate("checkout", json!({"plan": "pro"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(disabled["reason"], "DISABLED");
+    assert!(disabled.get("value").is_none(), "{disabled}");
+    let again = plane
+        .api_ok("POST", "/api/v1/flags/checkout/disable", None)
+        .await;
+    assert_eq!(
+        (&again["changed"], &again["flag"]["version"]),
+        (&json!(false), &json!(3))
+    );
+    assert_eq!(notices.try_recv().unwrap().flags.len(), 1);
+    assert!(notices.try_recv().is_err());
+
+    let on = plane
+        .api_ok("POST", "/api/v1/flags/checkout/enable", None)
+        .await;
+    assert_eq!(
+        on["event"]["data"]["diff"],
+        json!([{"path": "/state", "from": "DISABLED", "to": "ENABLED"}])
+    );
+    assert_eq!(plane.evaluate("checkout", json!({})).await.1["value"], "v2");
+
+    let listed = plane.api_ok("GET", "/api/v1/flags", None).await;
+    assert_eq!(listed["flags"][0]["key"], "checkout");
+    assert_eq!(listed["flags"][0]["version"], 4);
+    assert_eq!(listed["flags"][0]["definition"]["state"], "ENABLED");
+
+    let metrics = plane.api("GET", "/metrics", None).await.1;
+    let metrics = metrics.as_str().expect("text");
+    assert!(
+        metrics.contains(r#"ramp_flags_evaluations_total{flag="checkout",reason="DISABLED"} 1"#),
+        "{metrics}"
+    );
+
+    let (status, _) = plane.api("DELETE", "/api/v1/flags/checkout", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        plane.api("GET", "/api/v1/flags/checkout", None).await.0,
+        404
+    );
+    let (status, gone) = plane.evaluate("checkout", json!({})).await;
+    assert_eq!(
+        (status, &gone["errorCode"]),
+        (404, &json!("FLAG_NOT_FOUND"))
+    );
+    let drained: Vec<ChangeKind> = std::iter::from_fn(|| notices.try_recv().ok())
+        .filter_map(|n| n.flags.get("checkout").copied())
+        .collect();
+    assert_eq!(drained, [ChangeKind::Update, ChangeKind::Delete]);
+
+    let history = plane
+        .api_ok("GET", "/api/v1/flags/checkout/history", None)
+        .await;
+    let summary: Vec<(String, String, u64)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+                e["data"]["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("flag.created", 1),
+        ("flag.updated", 2),
+        ("flag.disabled", 3),
+        ("flag.enabled", 4),
+        ("flag.deleted", 5),
+    ]
+    .map(|(kind, version)| (kind.to_owned(), "alice".to_owned(), version));
+    assert_eq!(summary, expected);
+    // The same events are in the control plane's event log.
+    let log = plane.api_ok("GET", "/api/v1/events", None).await;
+    let flag_events = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("flag."))
+        .count();
+    assert_eq!(flag_events, 5);
+    plane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_change_nothing() {
+    let plane = Plane::start("refused").await;
+    let generation = plane.server().flag_source().generation();
+
+    let (status, invalid) = plane
+        .api(
+            "PUT",
+            "/api/v1/flags/checkout",
+            Some(
+                r#"{"state": "ON", "variants": {"a": true}, "defaultVariant": "b", "owner": "x"}"#,
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{invalid}");
+    assert_eq!(invalid["error"], "the flag definition is invalid");
+    let paths: Vec<&str> = invalid["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for path in ["$.state", "$.defaultVariant", "$['owner']"] {
+        assert!(paths.contains(&path), "{path} missing from {invalid}");
+    }
+    let (status, not_json) = plane
+        .api("PUT", "/api/v1/flags/checkout", Some("{\"state\": "))
+        .await;
+    assert_eq!(status, 400, "{not_json}");
+    let (status, bad_key) = plane
+        .api("PUT", "/api/v1/flags/not%20a%20key", Some(CHECKOUT))
+        .await;
+    assert_eq!(status, 400, "{bad_key}");
+    assert_eq!(
+        plane.api("GET", "/api/v1/flags/checkout", None).await.0,
+        404
+    );
+    assert_eq!(
+        plane
+            .api("GET", "/api/v1/flags/checkout/history", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        plane
+            .api("POST", "/api/v1/flags/checkout/disable", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        plane.api("DELETE", "/api/v1/flags/checkout", None).await.0,
+        404
+    );
+    assert_eq!(
+        plane.api_ok("GET", "/api/v1/flags", None).await,
+        json!({"flags": []})
+    );
+    assert_eq!(plane.server().flag_source().generation(), generation);
+
+    // Versions: 0 means "must not exist"; a stale version is a conflict and changes nothing.
+    plane
+        .api_ok(
+            "PUT",
+            "/api/v1/flags/checkout?expectedVersion=0",
+            Some(CHECKOUT),
+        )
+        .await;
+    let (status, exists) = plane
+        .api(
+            "PUT",
+            "/api/v1/flags/checkout?expectedVersion=0",
+            Some(CHECKOUT),
+        )
+        .await;
+    assert_eq!(status, 409, "{exists}");
+    let with_version = CHECKOUT.replacen('{', r#"{"expectedVersion": 5,"#, 1);
+    let (status, stale) = plane
+        .api("PUT", "/api/v1/flags/checkout", Some(&with_version))
+        .await;
+    assert_eq!(status, 409, "{stale}");
+    assert!(
+        stale["error"].as_str().unwrap().contains("version 1"),
+        "{stale}"
+    );
+    let (status, both) = plane
+        .api(
+            "PUT",
+            "/api/v1/flags/checkout?expectedVersion=1",
+            Some(&with_version),
+        )
+        .await;
+    assert_eq!(status, 400, "{both}");
+    assert_eq!(
+        plane
+            .api(
+                "POST",
+                "/api/v1/flags/checkout/disable?expectedVersion=9",
+                None
+            )
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        plane
+            .api("DELETE", "/api/v1/flags/checkout?expectedVersion=2", None)
+            .await
+            .0,
+        409
+    );
+    let flag = plane.api_ok("GET", "/api/v1/flags/checkout", None).await;
+    assert_eq!(
+        (&flag["version"], &flag["definition"]["state"]),
+        (&json!(1), &json!("ENABLED"))
+    );
+    let history = plane
+        .api_ok("GET", "/api/v1/flags/checkout/history", None)
+        .await;
+    assert_eq!(history["events"].as_array().unwrap().len(), 1);
+    plane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_survive_a_restart() {
+    let mut plane = Plane::start("restart").await;
+    plane
+        .api_ok("PUT", "/api/v1/flags/checkout", Some(CHECKOUT))
+        .await;
+    plane
+        .api_ok("POST", "/api/v1/flags/checkout/disable", None)
+        .await;
+    plane.restart().await;
+
+    let source = plane.server().flag_source();
+    assert!(source.is_ready());
+    assert!(source.current().source(FLAG_SOURCE_NAME).is_some());
+    let (status, served) = plane.evaluate("checkout", json!({})).await;
+    assert_eq!((status, &served["reason"]), (200, &json!("DISABLED")));
+    let flag = plane.api_ok("GET", "/api/v1/flags/checkout", None).await;
+    assert_eq!(flag["version"], 2);
+    plane
+        .api_ok("POST", "/api/v1/flags/checkout/enable", None)
+        .await;
+    assert_eq!(plane.evaluate("checkout", json!({})).await.1["value"], "v1");
+    let history = plane
+        .api_ok("GET", "/api/v1/flags/checkout/history", None)
+        .await;
+    assert_eq!(history["events"].as_array().unwrap().len(), 3);
+    plane.stop().await;
+}
