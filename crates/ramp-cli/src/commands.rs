@@ -25,7 +25,7 @@ pub(crate) enum Output {
     Markdown,
 }
 
-fn print_value(value: &Value, output: Output) -> anyhow::Result<()> {
+pub(crate) fn print_value(value: &Value, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json | Output::Table => println!("{}", serde_json::to_string_pretty(value)?),
         Output::Yaml => print!(

@@ -4,6 +4,7 @@
 //!
 //! Pure: no I/O, no clock (the caller passes the time for `$flagd.timestamp`).
 
+pub mod governance;
 pub mod logic;
 pub mod model;
 pub mod resolve;

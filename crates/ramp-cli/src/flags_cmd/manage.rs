@@ -14,7 +14,7 @@ use ramp_flags::model::{FlagFile, Format, Targeting};
 use serde_json::{Value, json};
 
 use crate::api_client::ApiClient;
-use crate::commands::{Output, print_table};
+use crate::commands::{Output, print_table, print_value};
 
 /// The longest flag key the control plane accepts.
 const MAX_KEY_LEN: usize = 200;
@@ -84,15 +84,10 @@ impl Remote {
 
     /// Prints `value` as JSON or YAML when asked; false when a table is wanted instead.
     fn print_structured(&self, value: &Value) -> anyhow::Result<bool> {
-        match self.output {
-            Output::Table => return Ok(false),
-            Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
-            Output::Yaml => print!(
-                "{}",
-                serde_saphyr::to_string(value).context("cannot render YAML")?
-            ),
-            Output::Markdown => bail!("-o markdown is supported by `ramp incident` only"),
+        if self.output == Output::Table {
+            return Ok(false);
         }
+        print_value(value, self.output)?;
         Ok(true)
     }
 }
