@@ -1,4 +1,5 @@
-//! `ramp flags serve`: flag files served to OpenFeature clients, reloaded when they change.
+//! `ramp flags serve`: flag files served to OpenFeature clients over flagd's gRPC protocols and
+//! OFREP, reloaded when they change.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use ramp_flagd::grpc::{self, GrpcOptions};
 use ramp_flagd::ofrep::{DEFAULT_MAX_BODY_BYTES, OfrepOptions};
 use ramp_flagd::{EvaluationMetrics, FileWatcher, FlagSource, WATCH_INTERVAL, management, ofrep};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -18,13 +21,20 @@ pub(crate) struct ServeArgs {
     /// A flag file; repeat for several (later files win on duplicate keys).
     #[arg(long = "file", short = 'f', value_name = "PATH", required = true)]
     files: Vec<PathBuf>,
+    /// Where flagd's gRPC evaluation services (`flagd.evaluation.v1` and `v2`) listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8013", value_parser = crate::parse_listen)]
+    grpc_listen: SocketAddr,
+    /// Where flagd's gRPC sync service (`flagd.sync.v1`) listens, for in-process providers.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8015", value_parser = crate::parse_listen)]
+    sync_listen: SocketAddr,
     /// Where OFREP (`/ofrep/v1/evaluate/flags[/{key}]`) listens.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8016", value_parser = crate::parse_listen)]
     ofrep_listen: SocketAddr,
-    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    /// Where `/healthz`, `/readyz`, `/metrics` and gRPC health (`grpc.health.v1`) listen.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8014", value_parser = crate::parse_listen)]
     management_listen: SocketAddr,
-    /// Require `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN` on OFREP requests.
+    /// Require `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN` on OFREP requests and gRPC
+    /// calls (evaluation and sync; management stays open).
     #[arg(
         long,
         value_name = "TOKEN",
@@ -32,9 +42,28 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     token: Option<String>,
-    /// Larger OFREP request bodies are answered 413.
+    /// Larger OFREP request bodies are answered 413, larger gRPC messages OUT_OF_RANGE.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Static evaluation context as `KEY=VALUE` (repeatable): joins every gRPC evaluation,
+    /// winning over the caller's keys, and is the sync context in-process providers receive.
+    #[arg(long = "context-value", short = 'X', value_name = "KEY=VALUE", value_parser = parse_context_value)]
+    context_values: Vec<(String, String)>,
+}
+
+fn parse_context_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+async fn bind(addr: SocketAddr, option: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--{option})"))
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -44,18 +73,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = Arc::new(FlagSource::new());
     let watcher = FileWatcher::load(Arc::clone(&source), &args.files)?;
     let metrics = Arc::new(EvaluationMetrics::new());
-    let ofrep_listener = TcpListener::bind(args.ofrep_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--ofrep-listen)", args.ofrep_listen))?;
-    let management_listener = TcpListener::bind(args.management_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (--management-listen)",
-                args.management_listen
-            )
-        })?;
+    let grpc_listener = bind(args.grpc_listen, "grpc-listen").await?;
+    let sync_listener = bind(args.sync_listen, "sync-listen").await?;
+    let ofrep_listener = bind(args.ofrep_listen, "ofrep-listen").await?;
+    let management_listener = bind(args.management_listen, "management-listen").await?;
     tracing::info!(
+        grpc = %grpc_listener.local_addr()?,
+        sync = %sync_listener.local_addr()?,
         ofrep = %ofrep_listener.local_addr()?,
         management = %management_listener.local_addr()?,
         files = args.files.len(),
@@ -70,15 +94,38 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let options = OfrepOptions {
+    let grpc_options = GrpcOptions {
+        token: args.token.clone(),
+        max_message_bytes: args.max_body_bytes,
+        context_values: args
+            .context_values
+            .into_iter()
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect(),
+        ..GrpcOptions::default()
+    };
+    let ofrep_options = OfrepOptions {
         token: args.token,
         max_body_bytes: args.max_body_bytes,
     };
+    let evaluation_server = tokio::spawn(grpc::serve_evaluation(
+        grpc_listener,
+        Arc::clone(&source),
+        Arc::clone(&metrics),
+        grpc_options.clone(),
+        shutdown(),
+    ));
+    let sync_server = tokio::spawn(grpc::serve_sync(
+        sync_listener,
+        Arc::clone(&source),
+        grpc_options,
+        shutdown(),
+    ));
     let ofrep_server = tokio::spawn(ofrep::serve(
         ofrep_listener,
         Arc::clone(&source),
         Arc::clone(&metrics),
-        options,
+        ofrep_options,
         shutdown(),
     ));
     let management_server = tokio::spawn(management::serve(
@@ -97,10 +144,33 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop.send(true);
+    evaluation_server
+        .await?
+        .context("the gRPC evaluation server failed")?;
+    sync_server.await?.context("the gRPC sync server failed")?;
     ofrep_server.await?.context("the OFREP server failed")?;
     management_server
         .await?
         .context("the management server failed")?;
     watching.await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_values_are_key_equals_value() {
+        assert_eq!(
+            parse_context_value("injectedmetadata=set"),
+            Ok(("injectedmetadata".to_owned(), "set".to_owned()))
+        );
+        assert_eq!(
+            parse_context_value("query=a=b"),
+            Ok(("query".to_owned(), "a=b".to_owned()))
+        );
+        assert!(parse_context_value("no-separator").is_err());
+        assert!(parse_context_value("=value").is_err());
+    }
 }
