@@ -54,6 +54,7 @@ async fn serves_ofrep_follows_edits_and_exits_cleanly_on_sigterm() {
     let ofrep = local(free_port());
     let management = local(free_port());
     let (ofrep_arg, management_arg) = (ofrep.to_string(), management.to_string());
+    let (grpc_arg, sync_arg) = (local(free_port()).to_string(), local(free_port()).to_string());
     let mut proc = Proc::spawn(
         "ramp flags serve",
         &[
@@ -65,6 +66,10 @@ async fn serves_ofrep_follows_edits_and_exits_cleanly_on_sigterm() {
             &ofrep_arg,
             "--management-listen",
             &management_arg,
+            "--grpc-listen",
+            &grpc_arg,
+            "--sync-listen",
+            &sync_arg,
         ],
     );
     wait_listening(&mut proc, ofrep, Duration::from_secs(10))
@@ -115,6 +120,7 @@ async fn an_invalid_flag_file_stops_startup_naming_the_file_and_json_path() {
     .unwrap();
     let ofrep = local(free_port()).to_string();
     let management = local(free_port()).to_string();
+    let (grpc, sync) = (local(free_port()).to_string(), local(free_port()).to_string());
     let mut proc = Proc::spawn(
         "ramp flags serve (bad file)",
         &[
@@ -126,6 +132,10 @@ async fn an_invalid_flag_file_stops_startup_naming_the_file_and_json_path() {
             &ofrep,
             "--management-listen",
             &management,
+            "--grpc-listen",
+            &grpc,
+            "--sync-listen",
+            &sync,
         ],
     );
     let status = proc
