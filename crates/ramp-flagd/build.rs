@@ -2,7 +2,8 @@
 //! building needs no `protoc`.
 //!
 //! Two trees are written to `OUT_DIR`: `server/` (messages and service traits, compiled into the
-//! library) and `client/` (messages and clients, included only by the integration tests).
+//! library) and `client/` (messages and clients, included by the integration tests, and
+//! exported as `grpc::client` with the `client` feature).
 
 use std::path::{Path, PathBuf};
 

@@ -19,6 +19,14 @@ pub(crate) struct ServerArgs {
     /// here, e.g. 127.0.0.1:8016; off unless given.
     #[arg(long, value_name = "ADDR", value_parser = crate::parse_listen)]
     flags_ofrep_listen: Option<SocketAddr>,
+    /// Serve the same flags over flagd's gRPC evaluation services (`flagd.evaluation.v1` and
+    /// `v2`, with change event streams) here, e.g. 127.0.0.1:8013; off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = crate::parse_listen)]
+    flags_grpc_listen: Option<SocketAddr>,
+    /// Stream the same flags to in-process providers over flagd's gRPC sync service
+    /// (`flagd.sync.v1`) here, e.g. 127.0.0.1:8015; off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = crate::parse_listen)]
+    flags_sync_listen: Option<SocketAddr>,
     /// On exit, leave instances and routers serving for the next `ramp server` to adopt
     /// (for upgrades); by default they are drained and stopped.
     #[arg(long)]
@@ -31,6 +39,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(data_dir);
     config.api_listen = args.listen;
     config.flags_ofrep_listen = args.flags_ofrep_listen;
+    config.flags_grpc_listen = args.flags_grpc_listen;
+    config.flags_sync_listen = args.flags_sync_listen;
     let server = Server::start(config).await?;
     println!(
         "ramp server: API on http://{} (try: ramp get services)",
@@ -38,6 +48,12 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     if let Some(addr) = server.flags_ofrep_addr() {
         println!("ramp server: flags over OFREP on http://{addr}/ofrep/v1/evaluate/flags");
+    }
+    if let Some(addr) = server.flags_grpc_addr() {
+        println!("ramp server: flags over gRPC (flagd.evaluation v1, v2) on {addr}");
+    }
+    if let Some(addr) = server.flags_sync_addr() {
+        println!("ramp server: flags over gRPC sync (flagd.sync.v1) on {addr}");
     }
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -30,12 +30,14 @@ flags:
     defaultVariant: hidden
 "#;
 
-/// `ramp server` with OFREP on, in a fresh data directory. Dropping it kills the server and
+/// `ramp server` with OFREP, gRPC evaluation and gRPC sync on, in a fresh data directory. Dropping it kills the server and
 /// every process naming the data directory (its router agent).
 struct ControlPlane {
     server: Option<Proc>,
     url: String,
     ofrep: SocketAddr,
+    grpc: SocketAddr,
+    sync: SocketAddr,
     data_dir: String,
     dir: TempDir,
 }
@@ -47,7 +49,9 @@ impl ControlPlane {
         let mut last_error = String::new();
         for _ in 0..3 {
             let (api, ofrep) = (local(free_port()), local(free_port()));
+            let (grpc, sync) = (local(free_port()), local(free_port()));
             let (api_arg, ofrep_arg) = (api.to_string(), ofrep.to_string());
+            let (grpc_arg, sync_arg) = (grpc.to_string(), sync.to_string());
             let mut server = Proc::spawn(
                 "ramp server",
                 &[
@@ -58,15 +62,21 @@ impl ControlPlane {
                     &api_arg,
                     "--flags-ofrep-listen",
                     &ofrep_arg,
+                    "--flags-grpc-listen",
+                    &grpc_arg,
+                    "--flags-sync-listen",
+                    &sync_arg,
                 ],
             );
-            // OFREP is bound before the API: once the API answers, both do.
+            // The flag listeners are bound before the API: once the API answers, all do.
             match wait_listening(&mut server, api, Duration::from_secs(20)).await {
                 Ok(()) => {
                     return ControlPlane {
                         server: Some(server),
                         url: format!("http://{api}"),
                         ofrep,
+                        grpc,
+                        sync,
                         data_dir,
                         dir,
                     };
@@ -252,5 +262,139 @@ async fn apply_disable_enable_and_history_through_the_cli() {
     let (code, _, err) = plane.ramp(&["flags", "get", "banner"]).await;
     assert_eq!(code, Some(2));
     assert!(err.contains("not found"), "{err}");
+    plane.stop().await;
+}
+
+/// A release flag serving `new` to everyone, with a removal date but no owner.
+const RELEASE: &str = r#"
+flags:
+  new-checkout:
+    state: ENABLED
+    variants: {new: true, old: false}
+    defaultVariant: new
+    metadata: {type: release, expires: "2099-01-01"}
+"#;
+
+/// Today (UTC) as `YYYY-MM-DD`, `days` from now.
+fn day_from_now(days: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ramp_flags::governance::Date::from_unix_seconds(i64::try_from(now).unwrap())
+        .plus_days(days)
+        .to_string()
+}
+
+/// The rules `ramp flags lint --server` reports on the control plane's flags, judged as on
+/// `today`; the run must pass (no --strict).
+async fn lint_rules(plane: &ControlPlane, today: &str) -> Vec<String> {
+    let out = plane
+        .ramp_ok(&["flags", "lint", "--today", today, "-o", "json"])
+        .await;
+    let report: Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(report["server"], json!(plane.url), "{report}");
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| finding["rule"].as_str().expect("a rule").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn lint_judges_the_control_planes_flags() {
+    let plane = ControlPlane::start().await;
+    let release = plane.write("release.yaml", RELEASE);
+    plane.ramp_ok(&["flags", "apply", "-f", &release]).await;
+
+    // The missing owner is a warning: reported, and failing the run under --strict.
+    let (code, out, err) = plane.ramp(&["flags", "lint", "--strict"]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let finding = format!(
+        "{}: new-checkout: missing-owner: $.flags['new-checkout'].metadata.owner",
+        plane.url
+    );
+    assert!(out.contains(&finding), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "0 errors, 1 warning in 1 flag (control plane at {}): failed\n",
+            plane.url
+        )),
+        "{out}"
+    );
+    let (code, out, err) = plane.ramp(&["flags", "lint"]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "a warning alone passes without --strict\n{out}\n{err}"
+    );
+
+    // Finished or not is judged from the flag's last change, which was today.
+    assert_eq!(
+        lint_rules(&plane, &day_from_now(20)).await,
+        ["missing-owner"]
+    );
+    assert_eq!(
+        lint_rules(&plane, &day_from_now(40)).await,
+        ["missing-owner", "finished-release"]
+    );
+
+    // With an owner, the flag is clean.
+    let owned = plane.write(
+        "owned.yaml",
+        &RELEASE.replace("type: release,", "type: release, owner: team-checkout,"),
+    );
+    plane.ramp_ok(&["flags", "apply", "-f", &owned]).await;
+    let clean = plane.ramp_ok(&["flags", "lint", "--strict"]).await;
+    assert_eq!(
+        clean,
+        format!(
+            "0 errors, 0 warnings in 1 flag (control plane at {})\n",
+            plane.url
+        )
+    );
+
+    // Files and the control plane are never linted together.
+    let (code, _, err) = plane.ramp(&["flags", "lint", "-f", &owned]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("-f and --server cannot be used together"),
+        "{err}"
+    );
+    plane.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_serves_flags_over_grpc_when_asked() {
+    let plane = ControlPlane::start().await;
+    for addr in [plane.grpc, plane.sync] {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .expect("connects in time")
+        .unwrap_or_else(|e| panic!("nothing listens on {addr}: {e}"));
+    }
+    // The addresses are printed once the server has started, which may be just after the API
+    // first answers.
+    let lines = [
+        format!(
+            "flags over gRPC (flagd.evaluation v1, v2) on {}",
+            plane.grpc
+        ),
+        format!("flags over gRPC sync (flagd.sync.v1) on {}", plane.sync),
+    ];
+    let server = plane.server.as_ref().expect("running");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !lines.iter().all(|line| server.stdout().contains(line)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{lines:?} not all in:\n{}",
+            server.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     plane.stop().await;
 }

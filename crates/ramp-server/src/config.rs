@@ -21,6 +21,12 @@ pub struct ServerConfig {
     /// Where OFREP serves the control plane's flags; `None` (the default) serves no OFREP, so
     /// the control plane never takes a port a `ramp flags serve` on the same host may use.
     pub flags_ofrep_listen: Option<SocketAddr>,
+    /// Where flagd's gRPC evaluation services (`flagd.evaluation.v1` and `v2`, with change
+    /// event streams) serve the control plane's flags; `None` (the default) serves none.
+    pub flags_grpc_listen: Option<SocketAddr>,
+    /// Where flagd's gRPC sync service (`flagd.sync.v1`) streams the control plane's flags to
+    /// in-process providers; `None` (the default) serves none.
+    pub flags_sync_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -33,6 +39,8 @@ impl ServerConfig {
             tick: Duration::from_millis(100),
             router_workers: 2,
             flags_ofrep_listen: None,
+            flags_grpc_listen: None,
+            flags_sync_listen: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! serves the REST API. Each service has one controller task that feeds the rollout state
 //! machine, persists every state before acting on it, and makes instances and routes match.
 //! Feature flags managed through the API are stored with their audit trail and served from a
-//! [`ramp_flagd::FlagSource`] ([`Server::flag_source`]), over OFREP when configured.
+//! [`ramp_flagd::FlagSource`] ([`Server::flag_source`]), over OFREP and flagd's gRPC
+//! evaluation and sync protocols when configured.
 
 mod agent;
 mod api;

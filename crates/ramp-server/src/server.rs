@@ -1,23 +1,21 @@
 //! The control plane: state store, router agent, one controller per service, REST API, and the
-//! flags it manages (served over OFREP when configured).
+//! flags it manages (served over OFREP and flagd's gRPC protocols when configured).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ramp_flagd::ofrep::{self, OfrepOptions};
 use ramp_flagd::{EvaluationMetrics, FlagSource};
 use ramp_model::{ServiceSpec, same_socket};
 use ramp_store::{NewEvent, Store};
-use tokio::net::TcpListener;
 use tokio::sync::{Mutex, oneshot};
 
 use crate::agent::Agent;
 use crate::config::ServerConfig;
 use crate::controller::{self, ApplyOutcome, Context, ControllerHandle, Request};
 use crate::error::ServerError;
-use crate::flags::FlagService;
+use crate::flags::{FlagListeners, FlagServers, FlagService};
 use crate::payload::{FileDigests, Payload};
 
 /// A running control plane.
@@ -27,45 +25,7 @@ pub struct Server {
     api_addr: SocketAddr,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: tokio::task::JoinHandle<()>,
-    flags_ofrep: Option<Background>,
-}
-
-/// A listener served by a task of its own until told to stop.
-#[derive(Debug)]
-struct Background {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Background {
-    /// Serves the control plane's flags over OFREP on `listener`.
-    fn flags_ofrep(
-        listener: TcpListener,
-        source: Arc<FlagSource>,
-        metrics: Arc<EvaluationMetrics>,
-    ) -> Result<Background, ServerError> {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| ServerError::Internal(e.to_string()))?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let task = tokio::spawn(async move {
-            let served = ofrep::serve(listener, source, metrics, OfrepOptions::default(), shutdown);
-            if let Err(e) = served.await {
-                tracing::error!("flags OFREP server stopped: {e}");
-            }
-        });
-        Ok(Background { addr, stop, task })
-    }
-
-    /// Stops accepting, then waits for requests in flight.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
+    flag_servers: Option<FlagServers>,
 }
 
 /// What API handlers share.
@@ -75,7 +35,7 @@ pub(crate) struct Inner {
     pub(crate) controllers: Mutex<BTreeMap<String, ControllerHandle>>,
     /// The flags managed through the API.
     pub(crate) flags: Arc<FlagService>,
-    /// Counts of the OFREP evaluations of those flags, for `/metrics`.
+    /// Counts of the evaluations of those flags (OFREP and gRPC), for `/metrics`.
     pub(crate) flag_metrics: Arc<EvaluationMetrics>,
     /// Digests of executables and files already stored.
     digests: Arc<FileDigests>,
@@ -86,7 +46,8 @@ pub(crate) struct Inner {
 impl Server {
     /// Opens the data directory (refusing one another server uses), loads the stored flags,
     /// connects to or starts the router agent, picks up every service where the last control
-    /// plane left it, and serves the API (and the flags over OFREP, when configured).
+    /// plane left it, and serves the API (and the flags over OFREP, gRPC evaluation and gRPC
+    /// sync, each when configured).
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServerError::Invalid(format!(
@@ -99,12 +60,7 @@ impl Server {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let flags = Arc::new(FlagService::load(Arc::clone(&store))?);
         // Bound now, so a taken port fails the start before anything else is started.
-        let flags_ofrep_listener = match config.flags_ofrep_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                ServerError::Invalid(format!("cannot serve flags over OFREP on {addr}: {e}"))
-            })?),
-            None => None,
-        };
+        let flag_listeners = FlagListeners::bind(&config).await?;
         let agent = Arc::new(Agent::connect_or_start(Arc::clone(&config)).await?);
         let ctx = Arc::new(Context {
             config: Arc::clone(&config),
@@ -146,15 +102,8 @@ impl Server {
         let api_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Internal(e.to_string()))?;
-        let flags_ofrep = flags_ofrep_listener
-            .map(|listener| {
-                Background::flags_ofrep(
-                    listener,
-                    Arc::clone(inner.flags.source()),
-                    Arc::clone(&inner.flag_metrics),
-                )
-            })
-            .transpose()?;
+        let flag_servers =
+            FlagServers::start(flag_listeners, inner.flags.source(), &inner.flag_metrics)?;
         let (api_stop, stopped) = oneshot::channel::<()>();
         let app = crate::api::router(Arc::clone(&inner));
         let api_task = tokio::spawn(async move {
@@ -167,7 +116,9 @@ impl Server {
         });
         tracing::info!(
             api = %api_addr,
-            flags_ofrep = ?flags_ofrep.as_ref().map(|served| served.addr),
+            flags_ofrep = ?flag_servers.ofrep_addr(),
+            flags_grpc = ?flag_servers.grpc_addr(),
+            flags_sync = ?flag_servers.sync_addr(),
             data = %config.data_dir.display(),
             "control plane ready"
         );
@@ -176,7 +127,7 @@ impl Server {
             api_addr,
             api_stop: Some(api_stop),
             api_task,
-            flags_ofrep,
+            flag_servers: Some(flag_servers),
         })
     }
 
@@ -188,12 +139,24 @@ impl Server {
     /// Where OFREP serves the control plane's flags, if it does
     /// ([`ServerConfig::flags_ofrep_listen`]).
     pub fn flags_ofrep_addr(&self) -> Option<SocketAddr> {
-        self.flags_ofrep.as_ref().map(|served| served.addr)
+        self.flag_servers.as_ref()?.ofrep_addr()
+    }
+
+    /// Where flagd's gRPC evaluation services (v1, v2) serve the control plane's flags, if they
+    /// do ([`ServerConfig::flags_grpc_listen`]).
+    pub fn flags_grpc_addr(&self) -> Option<SocketAddr> {
+        self.flag_servers.as_ref()?.grpc_addr()
+    }
+
+    /// Where flagd's gRPC sync service serves the control plane's flags, if it does
+    /// ([`ServerConfig::flags_sync_listen`]).
+    pub fn flags_sync_addr(&self) -> Option<SocketAddr> {
+        self.flag_servers.as_ref()?.sync_addr()
     }
 
     /// The flags the control plane manages, as served: one source named
     /// [`crate::FLAG_SOURCE_NAME`], replaced after every committed change (subscribers get a
-    /// change notice each time). Mount further flag surfaces (gRPC evaluation, sync) on it.
+    /// change notice each time). Every configured flag surface serves it.
     pub fn flag_source(&self) -> Arc<FlagSource> {
         Arc::clone(self.inner.flags.source())
     }
@@ -206,8 +169,8 @@ impl Server {
             let _ = stop.send(());
         }
         let _ = (&mut self.api_task).await;
-        if let Some(served) = self.flags_ofrep.take() {
-            served.stop().await;
+        if let Some(servers) = self.flag_servers.take() {
+            servers.stop().await;
         }
         let controllers = std::mem::take(&mut *self.inner.controllers.lock().await);
         for (_, handle) in controllers {

@@ -1,6 +1,7 @@
 //! The control plane's flags through its REST API: every change validated, versioned and
-//! audited, served over OFREP as soon as the API call returns, announced to subscribers, and
-//! kept across a restart. A real `Server` runs with an in-process router agent on its socket.
+//! audited, served over OFREP and flagd's gRPC protocols as soon as the API call returns,
+//! announced to subscribers (event and sync streams too), and kept across a restart. A real
+//! `Server` runs with an in-process router agent on its socket.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,10 +11,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use ramp_flagd::ChangeKind;
+use ramp_flagd::grpc::client::flagd::evaluation::v2;
+use ramp_flagd::grpc::client::flagd::sync::v1 as sync;
 use ramp_proxy::{AgentClient, serve_agent};
 use ramp_server::{FLAG_SOURCE_NAME, Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tonic::Streaming;
+use tonic::transport::{Channel, Endpoint};
 
 const CHECKOUT: &str = r#"{
     "state": "ENABLED",
@@ -49,7 +54,7 @@ impl Drop for TempDir {
 }
 
 /// A control plane on a fresh data directory, its router agent running in this process (so no
-/// `ramp` binary is needed), the API and flag OFREP on free ports.
+/// `ramp` binary is needed), the API, flag OFREP, gRPC evaluation and gRPC sync on free ports.
 struct Plane {
     server: Option<Server>,
     config: ServerConfig,
@@ -64,6 +69,8 @@ impl Plane {
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.api_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.flags_ofrep_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.flags_grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.flags_sync_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         // Never started: the agent below already answers on the socket.
         config.agent_program = PathBuf::from("/nonexistent/ramp");
         let socket = config.agent_socket();
@@ -470,4 +477,156 @@ async fn flags_survive_a_restart() {
         .await;
     assert_eq!(history["events"].as_array().unwrap().len(), 3);
     plane.stop().await;
+}
+
+/// How long a gRPC stream may take to deliver an expected message.
+const STREAM_LIMIT: Duration = Duration::from_secs(10);
+
+async fn grpc_channel(addr: Option<SocketAddr>) -> Channel {
+    let addr = addr.expect("gRPC configured");
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The next message of a stream, within [`STREAM_LIMIT`].
+async fn next<T>(stream: &mut Streaming<T>) -> T {
+    tokio::time::timeout(STREAM_LIMIT, stream.message())
+        .await
+        .expect("a message in time")
+        .expect("a healthy stream")
+        .expect("the stream is still open")
+}
+
+/// Whether the stream ends (cleanly or with an error) within [`STREAM_LIMIT`].
+async fn ends<T>(stream: &mut Streaming<T>) -> bool {
+    matches!(
+        tokio::time::timeout(STREAM_LIMIT, stream.message()).await,
+        Ok(Ok(None) | Err(_))
+    )
+}
+
+/// An evaluation context of string attributes.
+fn context(pairs: &[(&str, &str)]) -> prost_types::Struct {
+    let string = |text: &str| prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(text.to_owned())),
+    };
+    prost_types::Struct {
+        fields: pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), string(value)))
+            .collect(),
+    }
+}
+
+/// The flags object of a sync payload.
+fn synced_flags(response: &sync::SyncFlagsResponse) -> serde_json::Map<String, Value> {
+    let document: Value =
+        serde_json::from_str(&response.flag_configuration).expect("JSON configuration");
+    document["flags"]
+        .as_object()
+        .expect("a flags object")
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_changes_reach_grpc_evaluation_event_streams_and_sync() {
+    let plane = Plane::start("grpc").await;
+    plane
+        .api_ok("PUT", "/api/v1/flags/checkout", Some(CHECKOUT))
+        .await;
+
+    let mut evaluation = v2::service_client::ServiceClient::new(
+        grpc_channel(plane.server().flags_grpc_addr()).await,
+    );
+    let resolve = |plan: &str| v2::ResolveStringRequest {
+        flag_key: "checkout".to_owned(),
+        context: Some(context(&[("plan", plan)])),
+    };
+    let matched = evaluation
+        .resolve_string(resolve("pro"))
+        .await
+        .expect("resolves")
+        .into_inner();
+    assert_eq!(
+        (
+            matched.value.as_deref(),
+            matched.variant.as_deref(),
+            matched.reason.as_str()
+        ),
+        (Some("v2"), Some("new"), "TARGETING_MATCH")
+    );
+    let metrics = plane.api("GET", "/metrics", None).await.1;
+    assert!(
+        metrics.as_str().expect("text").contains(
+            r#"ramp_flags_evaluations_total{flag="checkout",reason="TARGETING_MATCH"} 1"#
+        ),
+        "gRPC evaluations are counted with the OFREP ones: {metrics}"
+    );
+
+    let mut events = evaluation
+        .event_stream(v2::EventStreamRequest {})
+        .await
+        .expect("stream opens")
+        .into_inner();
+    assert_eq!(next(&mut events).await.r#type, "provider_ready");
+    let mut synced = sync::flag_sync_service_client::FlagSyncServiceClient::new(
+        grpc_channel(plane.server().flags_sync_addr()).await,
+    )
+    .sync_flags(sync::SyncFlagsRequest::default())
+    .await
+    .expect("stream opens")
+    .into_inner();
+    let first = synced_flags(&next(&mut synced).await);
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["checkout"]);
+    assert_eq!(first["checkout"]["defaultVariant"], "old");
+
+    // A PUT: sync subscribers get the new configuration, event subscribers the changed key.
+    let edited = CHECKOUT.replace(r#""defaultVariant": "old""#, r#""defaultVariant": "new""#);
+    plane
+        .api_ok("PUT", "/api/v1/flags/checkout", Some(&edited))
+        .await;
+    let after_put = synced_flags(&next(&mut synced).await);
+    assert_eq!(after_put["checkout"]["defaultVariant"], "new");
+    let update = next(&mut events).await;
+    assert_eq!(update.r#type, "configuration_change");
+
+    // The kill switch: a change naming the flag, and evaluations say DISABLED from then on.
+    plane
+        .api_ok("POST", "/api/v1/flags/checkout/disable", None)
+        .await;
+    let change = next(&mut events).await;
+    assert_eq!(change.r#type, "configuration_change");
+    let data = change.data.expect("change data");
+    let flags = match data
+        .fields
+        .get("flags")
+        .and_then(|flags| flags.kind.as_ref())
+    {
+        Some(prost_types::value::Kind::StructValue(flags)) => flags.clone(),
+        other => panic!("no flags in the change: {other:?}"),
+    };
+    assert_eq!(
+        flags.fields.keys().collect::<Vec<_>>(),
+        ["checkout"],
+        "the change names the disabled flag"
+    );
+    let after_disable = synced_flags(&next(&mut synced).await);
+    assert_eq!(after_disable["checkout"]["state"], "DISABLED");
+    let disabled = evaluation
+        .resolve_string(resolve("pro"))
+        .await
+        .expect("resolves")
+        .into_inner();
+    assert_eq!(
+        (disabled.value, disabled.reason.as_str()),
+        (None, "DISABLED")
+    );
+
+    // Open streams end with the server rather than holding its shutdown.
+    plane.stop().await;
+    assert!(ends(&mut events).await, "the event stream ends");
+    assert!(ends(&mut synced).await, "the sync stream ends");
 }

@@ -27,7 +27,7 @@ pub(crate) enum FlagsCommand {
 pub(crate) async fn run(command: FlagsCommand) -> anyhow::Result<()> {
     match command {
         FlagsCommand::Serve(args) => serve::serve(args).await,
-        FlagsCommand::Lint(args) => lint::run(args),
+        FlagsCommand::Lint(args) => lint::run(args).await,
         FlagsCommand::Refs(args) => refs::run(args),
         FlagsCommand::Manage(command) => manage::run(command).await,
     }

@@ -62,6 +62,19 @@ mod proto {
     include!(concat!(env!("OUT_DIR"), "/server/mod.rs"));
 }
 
+/// Clients of these services with their own copies of the messages, generated from the same
+/// `proto/`, for tests and tools that call the servers (feature `client`).
+#[cfg(feature = "client")]
+#[allow(
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod client {
+    include!(concat!(env!("OUT_DIR"), "/client/mod.rs"));
+}
+
 /// How often an idle `EventStream` sends `keep_alive`, as flagd does.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 

@@ -1,12 +1,14 @@
 //! Feature flags managed by the control plane: stored (with their audit trail) in the state
-//! store, served from one [`FlagSource`] source named [`FLAG_SOURCE_NAME`].
+//! store, served from one [`FlagSource`] source named [`FLAG_SOURCE_NAME`] over OFREP and
+//! flagd's gRPC evaluation and sync protocols, each when configured ([`FlagServers`]).
 //!
 //! Every change is validated by the flag engine, committed together with its audit event, and
-//! then published to the source before the call returns, so an OFREP evaluation made after an
-//! API call sees its effect and every subscriber gets a change notice. Changes are published in
-//! the order they were committed.
+//! then published to the source before the call returns, so an evaluation made after an API
+//! call sees its effect and every subscriber (event streams, sync streams) gets a change
+//! notice. Changes are published in the order they were committed.
 
 mod definition;
+mod servers;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::ServerError;
 
 pub(crate) use definition::FIELDS;
+pub(crate) use servers::{FlagListeners, FlagServers};
 
 /// The name of the control plane's flags among a [`FlagSource`]'s sources (what a
 /// `Flagd-Selector: source=control-plane` selects).
