@@ -54,7 +54,10 @@ async fn serves_ofrep_follows_edits_and_exits_cleanly_on_sigterm() {
     let ofrep = local(free_port());
     let management = local(free_port());
     let (ofrep_arg, management_arg) = (ofrep.to_string(), management.to_string());
-    let (grpc_arg, sync_arg) = (local(free_port()).to_string(), local(free_port()).to_string());
+    let (grpc_arg, sync_arg) = (
+        local(free_port()).to_string(),
+        local(free_port()).to_string(),
+    );
     let mut proc = Proc::spawn(
         "ramp flags serve",
         &[
@@ -120,7 +123,10 @@ async fn an_invalid_flag_file_stops_startup_naming_the_file_and_json_path() {
     .unwrap();
     let ofrep = local(free_port()).to_string();
     let management = local(free_port()).to_string();
-    let (grpc, sync) = (local(free_port()).to_string(), local(free_port()).to_string());
+    let (grpc, sync) = (
+        local(free_port()).to_string(),
+        local(free_port()).to_string(),
+    );
     let mut proc = Proc::spawn(
         "ramp flags serve (bad file)",
         &[
