@@ -1,0 +1,1 @@
+"""Step definitions for the flagd testbed's Gherkin, loaded as pytest plugins by conftest.py."""
