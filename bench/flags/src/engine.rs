@@ -1,14 +1,15 @@
-//! The Ramp side: a [`FlagStore`] built once, evaluated through the same call an in-process
-//! user makes (`FlagStore::evaluate` with a typed resolution and the current time), so the
-//! measured cost includes everything the reference evaluators also do per call: the flag
-//! lookup, adding `$flagd` to the context, running the rule, and building the result.
+//! The Ramp side: a [`FlagStore`] built once, evaluated through the call an in-process user
+//! makes (`FlagStore::resolve` with a typed resolution and the system clock), so the measured
+//! cost includes everything the reference evaluators also do per call: the flag lookup, `$flagd`
+//! for the rule, running the rule, and a result carrying value, variant, reason and metadata
+//! (borrowed from the snapshot rather than copied).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ramp_flags::logic::{FractionalVersion, LogicOptions};
 use ramp_flags::model::{FlagFile, FlagStore, Format};
-use ramp_flags::resolve::{Evaluation, ValueType};
+use ramp_flags::resolve::{Resolution, ValueType};
 use serde_json::{Map, Value};
 
 use crate::workload::{FlagClass, PerClass};
@@ -57,13 +58,14 @@ impl RampEngine {
         &self.store
     }
 
-    /// One evaluation of `class`'s flag, exactly as timed.
-    pub(crate) fn evaluate(&self, class: FlagClass, context: &Map<String, Value>) -> Evaluation {
-        self.store.evaluate(
+    /// One evaluation of `class`'s flag, exactly as timed. The clock is handed over, not read:
+    /// the engine reads it only for a rule that reads `$flagd`.
+    pub(crate) fn resolve(&self, class: FlagClass, context: &Map<String, Value>) -> Resolution<'_> {
+        self.store.resolve(
             class.flag_key(),
             context,
             value_type(class),
-            now_unix_seconds(),
+            now_unix_seconds,
         )
     }
 
@@ -75,7 +77,7 @@ impl RampEngine {
     ) -> Vec<Option<String>> {
         contexts
             .iter()
-            .map(|context| self.evaluate(class, context).variant)
+            .map(|context| self.resolve(class, context).variant.map(str::to_owned))
             .collect()
     }
 
@@ -88,7 +90,7 @@ impl RampEngine {
         duration: Duration,
     ) -> f64 {
         evaluations_per_second(contexts.len(), duration, |index| {
-            black_box(self.evaluate(class, &contexts[index]));
+            black_box(self.resolve(class, &contexts[index]));
         })
     }
 
@@ -111,8 +113,8 @@ fn value_type(class: FlagClass) -> ValueType {
     }
 }
 
-/// What an in-process caller passes as `$flagd.timestamp`: read per call, as the reference
-/// evaluators read their clock per call.
+/// The clock an in-process caller hands to the engine for `$flagd.timestamp` (the reference
+/// evaluators read theirs on every evaluation of a targeted flag).
 pub(crate) fn now_unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

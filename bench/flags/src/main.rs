@@ -1,6 +1,7 @@
 //! Flag evaluation benchmark: in-process evaluations per second of Ramp's flag engine
 //! (`ramp-flags`) against the flagd reference evaluators, `@openfeature/flagd-core` (node) and
-//! `openfeature-flagd-core` (Python), on the same flags and contexts in the same run.
+//! `openfeature-flagd-core` (Python), on the same flags and contexts in the same run; then
+//! Ramp's OFREP server under load.
 //!
 //! Method: one flag file (`bench/flags/flags.json`) holds a static, a rule-based and a
 //! fractional flag. A seeded population of users is written to a workload file that all three
@@ -9,10 +10,29 @@
 //! class; the published figure is the median over rounds. Each evaluator also reports the
 //! variant it served to every context, and Ramp's are compared with both references: a speed
 //! figure only counts if the answers agree. Results go to `target/bench-results/flags.json`.
+//!
+//! What is timed per evaluation, on each side, is the call an in-process user makes and the
+//! same information back (value, variant, reason, metadata):
+//! - Ramp: `FlagStore::resolve(key, context, type, clock)`, which returns a `Resolution`
+//!   borrowing the variant, value and metadata from the store snapshot. The system clock is
+//!   handed over, not read: it is read only when a rule reads `$flagd` (none of these does).
+//! - JavaScript: `FlagdCore.resolveBooleanEvaluation` / `resolveStringEvaluation`, which return a
+//!   fresh object with value, variant, reason and flag metadata (and read `Date.now()` for every
+//!   targeted flag).
+//! - Python: `FlagdCore.resolve_boolean_value` / `resolve_string_value`.
+//!
+//! OFREP phase: Ramp's OFREP server runs in this process on 127.0.0.1 (port 0) with the same
+//! flag file, on a runtime of its own; `wrk` (a separate process, `bench/flags/wrk/ofrep.lua`)
+//! keeps 64 connections busy with `POST /ofrep/v1/evaluate/flags/{key}`, each carrying one
+//! workload context, the three classes alternating request by request: 1 s of warm-up, then
+//! 5 s timed (requests per second and latency percentiles), then a shorter run per class.
 
 mod compare;
 mod driver;
 mod engine;
+mod ofrep;
+mod ofrep_load;
+mod ofrep_server;
 mod probe;
 mod report;
 mod rng;
@@ -30,6 +50,8 @@ use serde_json::{Map, Value, json};
 use crate::compare::{Mismatches, compare_variants};
 use crate::driver::{Driver, DriverReport, RunSpec};
 use crate::engine::RampEngine;
+use crate::ofrep::{OfrepPlan, OfrepResults};
+use crate::ofrep_load::LoadSpec;
 use crate::report::{EvaluatorSummary, Results, mismatches_json};
 use crate::workload::{FlagClass, PerClass, generate_contexts, workload_document};
 
@@ -81,6 +103,34 @@ struct Args {
     /// Print a per-step cost breakdown of Ramp's evaluations instead of benchmarking.
     #[arg(long)]
     breakdown: bool,
+    /// Leave out the OFREP load phase.
+    #[arg(long)]
+    skip_ofrep: bool,
+    /// The wrk executable (Debian package `wrk`).
+    #[arg(long, default_value = "wrk")]
+    wrk: PathBuf,
+    /// The wrk script that sends OFREP requests.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/wrk/ofrep.lua"))]
+    wrk_script: PathBuf,
+    /// Open keep-alive connections during the OFREP phase.
+    #[arg(long, default_value_t = 64)]
+    ofrep_connections: u32,
+    /// wrk threads (default: half the CPUs, at least one).
+    #[arg(long)]
+    ofrep_wrk_threads: Option<u32>,
+    /// OFREP server runtime threads (default: half the CPUs, at least one; the load generator
+    /// runs on the same machine and needs the rest).
+    #[arg(long)]
+    ofrep_server_threads: Option<usize>,
+    /// Untimed seconds of OFREP load before the timed run (whole seconds).
+    #[arg(long, default_value_t = 1)]
+    ofrep_warmup_secs: u64,
+    /// Timed seconds of mixed OFREP load (whole seconds).
+    #[arg(long, default_value_t = 5)]
+    ofrep_duration_secs: u64,
+    /// Timed seconds of OFREP load per flag class; 0 leaves the per-class runs out.
+    #[arg(long, default_value_t = 2)]
+    ofrep_class_secs: u64,
     /// Where the shared workload (flag classes and contexts) is written.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-flags/workload.json"))]
     workload: PathBuf,
@@ -177,6 +227,17 @@ fn run(args: &Args) -> Result<bool, String> {
         }
     }
 
+    let ofrep = if args.skip_ofrep {
+        None
+    } else {
+        Some(ofrep::run(
+            &ofrep_plan(args),
+            &flag_text,
+            &engine,
+            &contexts,
+        )?)
+    };
+
     let ramp_variants = PerClass::from_fn(|class| engine.variants(class, &contexts));
     let rust = EvaluatorSummary::new(
         "ramp-flags".to_owned(),
@@ -207,19 +268,23 @@ fn run(args: &Args) -> Result<bool, String> {
 
     let mut mismatches = Map::new();
     let mut notes = vec![
-        "In-process evaluation only: ofrep_rps, ofrep_p99_ms, grpc_rps and propagation_p99_ms are \
-         measured by later parts of this benchmark and are null here."
+        "grpc_rps and propagation_p99_ms are measured by later parts of this benchmark and are \
+         null here."
             .to_owned(),
         format!(
             "Each eps figure is the median of {} rounds; per round every evaluator warms up for \
              {}s and is then timed for {}s per flag class, evaluators in rotating order.",
             args.rounds, args.warmup_secs, args.duration_secs
         ),
-        "Calls timed: Ramp FlagStore::evaluate (typed, clock read per call for $flagd.timestamp); \
-         JS FlagdCore.resolveBooleanEvaluation / resolveStringEvaluation; Python \
+        "Calls timed: Ramp FlagStore::resolve (typed; value, variant, reason and metadata \
+         borrowed from the snapshot; the clock is handed over and read only by rules that read \
+         $flagd); JS FlagdCore.resolveBooleanEvaluation / resolveStringEvaluation; Python \
          FlagdCore.resolve_boolean_value / resolve_string_value."
             .to_owned(),
     ];
+    if let Some(ofrep) = &ofrep {
+        notes.push(ofrep_note(ofrep));
+    }
     let mut agrees_with_js = true;
     for (name, _, report) in &summaries {
         let per_class = PerClass::from_fn(|class| {
@@ -271,6 +336,7 @@ fn run(args: &Args) -> Result<bool, String> {
         js: summary_of("js"),
         python: summary_of("python"),
         mismatches,
+        ofrep: ofrep.as_ref(),
         notes,
     };
     write_json(&args.out, &results.to_json())?;
@@ -281,6 +347,45 @@ fn run(args: &Args) -> Result<bool, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(agrees_with_js)
+}
+
+fn ofrep_plan(args: &Args) -> OfrepPlan {
+    // Server and load generator share the machine: each gets half of it unless told otherwise.
+    let half = (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1);
+    OfrepPlan {
+        load: LoadSpec {
+            wrk: args.wrk.clone(),
+            script: args.wrk_script.clone(),
+            connections: args.ofrep_connections,
+            threads: args
+                .ofrep_wrk_threads
+                .unwrap_or(u32::try_from(half).unwrap_or(1)),
+        },
+        server_threads: args.ofrep_server_threads.unwrap_or(half),
+        warmup: Duration::from_secs(args.ofrep_warmup_secs),
+        duration: Duration::from_secs(args.ofrep_duration_secs),
+        class_duration: Duration::from_secs(args.ofrep_class_secs),
+        work_dir: args
+            .workload
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    }
+}
+
+fn ofrep_note(ofrep: &OfrepResults) -> String {
+    format!(
+        "OFREP: Ramp's server runs in this process on 127.0.0.1 (server runtime threads: {}) and \
+         wrk loads it (wrk threads: {}; {} keep-alive connections; bench/flags/wrk/ofrep.lua) \
+         with POST /ofrep/v1/evaluate/flags/{{key}} carrying workload contexts, the three \
+         classes alternating; {}s warm-up, then {}s timed. ofrep_rps and ofrep_p99_ms are that \
+         run's requests per second and 99th-percentile latency as wrk measures them; both \
+         processes share the machine's CPUs.",
+        ofrep.server_threads,
+        ofrep.wrk_threads,
+        ofrep.connections,
+        ofrep.warmup_secs,
+        ofrep.duration_secs
+    )
 }
 
 fn participants(args: &Args) -> Vec<Participant> {

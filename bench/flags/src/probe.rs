@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use ramp_flags::logic::Rule;
+use ramp_flags::logic::{FlagScope, Rule};
 use ramp_flags::model::Targeting;
 use serde_json::{Map, Value};
 
@@ -26,19 +26,8 @@ fn cost(step: String, count: usize, duration: Duration, run: impl FnMut(usize)) 
     }
 }
 
-/// The context an evaluation hands to a rule: the caller's plus `$flagd` facts, built the way
-/// the engine builds it (a clone of the caller's map with one entry added).
-fn enriched(context: &Map<String, Value>, key: &str, now: u64) -> Map<String, Value> {
-    let mut facts = Map::new();
-    facts.insert("flagKey".to_owned(), Value::from(key));
-    facts.insert("timestamp".to_owned(), Value::from(now));
-    let mut copy = context.clone();
-    copy.insert("$flagd".to_owned(), Value::Object(facts));
-    copy
-}
-
-/// Per class: the whole evaluation, then its parts (lookup, clock, context enrichment, the
-/// compiled rule alone on a pre-built context).
+/// Per class: the timed call (a borrowed resolution), the same call made into an owned
+/// evaluation, and its parts (the flag lookup, the compiled rule alone).
 pub(crate) fn breakdown(
     engine: &RampEngine,
     contexts: &[Map<String, Value>],
@@ -51,12 +40,15 @@ pub(crate) fn breakdown(
     for class in FlagClass::ALL {
         let key = class.flag_key();
         let name = class.name();
+        costs.push(cost(format!("{name}: resolve"), count, duration, |i| {
+            black_box(engine.resolve(class, &contexts[i]));
+        }));
         costs.push(cost(
-            format!("{name}: full evaluate"),
+            format!("{name}: owned evaluation"),
             count,
             duration,
             |i| {
-                black_box(engine.evaluate(class, &contexts[i]));
+                black_box(engine.resolve(class, &contexts[i]).to_evaluation());
             },
         ));
         costs.push(cost(
@@ -73,30 +65,25 @@ pub(crate) fn breakdown(
         let Targeting::Rule(rule) = flag.targeting() else {
             continue;
         };
-        costs.push(cost(format!("{name}: add $flagd"), count, duration, |i| {
-            black_box(enriched(&contexts[i], key, 1_700_000_000));
-        }));
-        let prepared: Vec<Map<String, Value>> = contexts
-            .iter()
-            .map(|context| enriched(context, key, 1_700_000_000))
-            .collect();
-        costs.push(rule_cost(name, rule, &prepared, duration));
+        costs.push(rule_cost(name, key, rule, contexts, duration));
     }
     costs
 }
 
 fn rule_cost(
     name: &str,
+    key: &str,
     rule: &Rule,
-    prepared: &[Map<String, Value>],
+    contexts: &[Map<String, Value>],
     duration: Duration,
 ) -> StepCost {
     cost(
         format!("{name}: rule only"),
-        prepared.len(),
+        contexts.len(),
         duration,
         |i| {
-            black_box(rule.evaluate(&prepared[i]).ok());
+            let scope = FlagScope::new(&contexts[i], key, &now_unix_seconds);
+            black_box(rule.evaluate_for_flag(&scope).ok());
         },
     )
 }
@@ -122,9 +109,9 @@ mod tests {
         let costs = breakdown(&engine, &contexts, Duration::from_millis(1));
         let steps: Vec<&str> = costs.iter().map(|cost| cost.step.as_str()).collect();
         for step in [
-            "static: full evaluate",
+            "static: resolve",
             "rule: rule only",
-            "fractional: add $flagd",
+            "fractional: owned evaluation",
         ] {
             assert!(steps.contains(&step), "{steps:?}");
         }

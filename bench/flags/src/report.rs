@@ -5,10 +5,17 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::compare::Mismatches;
+use crate::ofrep::OfrepResults;
 use crate::workload::{FlagClass, PerClass};
 
 /// How many times faster than the JavaScript reference Ramp aims to be on every class.
 pub(crate) const GOAL_RATIO_VS_JS: f64 = 3.0;
+
+/// OFREP evaluations per second Ramp's server aims to sustain at the benchmark's concurrency.
+pub(crate) const GOAL_OFREP_RPS: f64 = 50_000.0;
+
+/// The p99 latency (milliseconds) it aims to stay under meanwhile.
+pub(crate) const GOAL_OFREP_P99_MS: f64 = 2.0;
 
 /// One evaluator's measurements over all rounds.
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +95,8 @@ pub(crate) struct Results<'a> {
     pub(crate) python: Option<&'a EvaluatorSummary>,
     /// Per reference evaluator (`js`, `python`), per comparison name, its mismatches.
     pub(crate) mismatches: Map<String, Value>,
+    /// The OFREP load phase, unless it was left out.
+    pub(crate) ofrep: Option<&'a OfrepResults>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -111,12 +120,17 @@ impl Results<'_> {
                 );
             }
         }
-        for later in [
-            "ofrep_rps",
-            "ofrep_p99_ms",
-            "grpc_rps",
-            "propagation_p99_ms",
-        ] {
+        let mixed = self.ofrep.map(|ofrep| ofrep.mixed);
+        document.insert(
+            "ofrep_rps".to_owned(),
+            json!(mixed.map(|figures| figures.rps.round())),
+        );
+        document.insert(
+            "ofrep_p99_ms".to_owned(),
+            json!(mixed.map(|figures| round_to(figures.p99_ms, 3))),
+        );
+        document.insert("ofrep".to_owned(), json!(self.ofrep));
+        for later in ["grpc_rps", "propagation_p99_ms"] {
             document.insert(later.to_owned(), Value::Null);
         }
         document.insert(
@@ -153,6 +167,23 @@ impl Results<'_> {
                 format_ratio(vs_py),
             ));
         }
+        if let Some(ofrep) = self.ofrep {
+            lines.push(format!(
+                "OFREP over {} connections: {} req/s, p50 {:.2} ms, p99 {:.2} ms  goal {} req/s, \
+                 p99 < {} ms: {}",
+                ofrep.connections,
+                format_rate(Some(ofrep.mixed.rps)),
+                ofrep.mixed.p50_ms,
+                ofrep.mixed.p99_ms,
+                format_rate(Some(GOAL_OFREP_RPS)),
+                GOAL_OFREP_P99_MS,
+                if ofrep.mixed.rps >= GOAL_OFREP_RPS && ofrep.mixed.p99_ms < GOAL_OFREP_P99_MS {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            ));
+        }
         lines.join("\n")
     }
 }
@@ -181,6 +212,7 @@ fn format_ratio(value: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ofrep_load::LoadFigures;
     use proptest::prelude::*;
 
     fn summary(rounds: Vec<PerClass<f64>>) -> EvaluatorSummary {
@@ -220,6 +252,7 @@ mod tests {
             js: Some(&js),
             python: None,
             mismatches: Map::new(),
+            ofrep: None,
             notes: vec!["n".into()],
         };
         let document = results.to_json();
@@ -227,10 +260,55 @@ mod tests {
         assert_eq!(document["eval_ratio_vs_js_fractional"], json!(1.5));
         assert_eq!(document["eval_ratio_vs_py_rule"], Value::Null);
         assert_eq!(document["ofrep_rps"], Value::Null);
+        assert_eq!(document["grpc_rps"], Value::Null);
         assert_eq!(document["js"]["rule_eps"], json!(20.0));
         let table = results.table();
         assert!(table.contains("MISSED"), "{table}");
         assert!(table.contains("met"), "{table}");
+    }
+
+    #[test]
+    fn ofrep_figures_are_published_with_their_goal() {
+        let rust = summary(vec![rates(90.0, 60.0, 30.0)]);
+        let figures = |rps, p99_ms| LoadFigures {
+            rps,
+            p50_ms: 0.5,
+            p99_ms,
+            max_ms: 4.0,
+            requests: 1_000,
+            failures: 0,
+        };
+        let ofrep = |mixed| OfrepResults {
+            connections: 64,
+            wrk_threads: 2,
+            server_threads: 2,
+            warmup_secs: 1,
+            duration_secs: 5,
+            mixed,
+            per_class: None,
+        };
+        let fast = ofrep(figures(61_234.4, 1.23456));
+        let results = Results {
+            params: json!({}),
+            rust: &rust,
+            js: None,
+            python: None,
+            mismatches: Map::new(),
+            ofrep: Some(&fast),
+            notes: Vec::new(),
+        };
+        let document = results.to_json();
+        assert_eq!(document["ofrep_rps"], json!(61_234.0));
+        assert_eq!(document["ofrep_p99_ms"], json!(1.235));
+        assert_eq!(document["ofrep"]["connections"], json!(64));
+        assert_eq!(document["propagation_p99_ms"], Value::Null);
+        assert!(results.table().lines().last().unwrap().ends_with("met"));
+        let slow = ofrep(figures(61_234.4, 2.5));
+        let results = Results {
+            ofrep: Some(&slow),
+            ..results
+        };
+        assert!(results.table().ends_with("MISSED"));
     }
 
     proptest! {

@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ramp_flags::model::Selector;
-use ramp_flags::resolve::{ErrorCode, Evaluation, ValueType};
+use ramp_flags::resolve::{ErrorCode, Resolution, ValueType};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
@@ -211,19 +211,21 @@ async fn evaluate_one(
         Err(refusal) => return refusal.respond(Some(&key)),
     };
     let store = shared.source.current();
-    let evaluation = store.select(&query.selector).evaluate(
+    // Borrowed from the snapshot and written straight into the response body: nothing of the
+    // flag is copied. The clock is read only if the flag's rule reads `$flagd`.
+    let resolution = store.select(&query.selector).resolve(
         &key,
         &query.context,
         ValueType::Any,
-        now_unix_seconds(),
+        now_unix_seconds,
     );
-    record(&shared.metrics, &evaluation);
-    let status = match evaluation.error_code() {
+    record(&shared.metrics, &resolution);
+    let status = match resolution.error_code() {
         None => StatusCode::OK,
         Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::BAD_REQUEST,
     };
-    json_response(status, &Outcome::of(&evaluation))
+    json_response(status, &Outcome::of(&resolution))
 }
 
 /// `POST /ofrep/v1/evaluate/flags`.
@@ -234,15 +236,15 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
     };
     let store = shared.source.current();
     let flags = store.select(&query.selector);
-    let evaluations = flags.evaluate_all(&query.context, now_unix_seconds());
-    for evaluation in &evaluations {
-        record(&shared.metrics, evaluation);
+    let resolutions = flags.resolve_all(&query.context, now_unix_seconds);
+    for resolution in &resolutions {
+        record(&shared.metrics, resolution);
     }
     let bulk = Bulk {
-        flags: evaluations.iter().map(Outcome::of).collect(),
+        flags: resolutions.iter().map(Outcome::of).collect(),
         metadata: flags.metadata(),
     };
-    let body = match serde_json::to_vec(&bulk) {
+    let body = match to_json(&bulk) {
         Ok(body) => body,
         Err(error) => return serialisation_failed(&error),
     };
@@ -263,11 +265,11 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
     response
 }
 
-fn record(metrics: &EvaluationMetrics, evaluation: &Evaluation) {
-    if evaluation.error_code() == Some(ErrorCode::FlagNotFound) {
+fn record(metrics: &EvaluationMetrics, resolution: &Resolution<'_>) {
+    if resolution.error_code() == Some(ErrorCode::FlagNotFound) {
         metrics.record_unknown_flag();
     } else {
-        metrics.record(&evaluation.key, evaluation.reason);
+        metrics.record(resolution.key, resolution.reason);
     }
 }
 
@@ -278,10 +280,19 @@ fn now_unix_seconds() -> u64 {
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    match serde_json::to_vec(body) {
+    match to_json(body) {
         Ok(bytes) => json_bytes(status, bytes),
         Err(error) => serialisation_failed(&error),
     }
+}
+
+/// Room for a typical single-flag response, so writing one never grows the buffer.
+const RESPONSE_CAPACITY: usize = 256;
+
+fn to_json(body: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(RESPONSE_CAPACITY);
+    serde_json::to_writer(&mut bytes, body)?;
+    Ok(bytes)
 }
 
 fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {

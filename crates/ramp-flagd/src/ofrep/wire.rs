@@ -1,9 +1,9 @@
 //! OFREP 0.3.0 request and response bodies.
 //!
-//! Responses borrow from the evaluation instead of building `serde_json::Value` trees, so
-//! serialising one costs a single buffer.
+//! Responses borrow from the resolution (which itself borrows from the flag store snapshot)
+//! instead of building `serde_json::Value` trees, so serialising one costs a single buffer.
 
-use ramp_flags::resolve::{ErrorCode, Evaluation};
+use ramp_flags::resolve::{ErrorCode, Resolution};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -90,20 +90,20 @@ pub(crate) enum Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
-    pub(crate) fn of(evaluation: &'a Evaluation) -> Outcome<'a> {
-        match &evaluation.error {
+    pub(crate) fn of(resolution: &'a Resolution<'_>) -> Outcome<'a> {
+        match &resolution.error {
             None => Outcome::Success(Success {
-                key: &evaluation.key,
-                reason: evaluation.reason.as_str(),
-                variant: evaluation.variant.as_deref(),
-                value: evaluation.value.as_ref(),
-                metadata: &evaluation.metadata,
+                key: resolution.key,
+                reason: resolution.reason.as_str(),
+                variant: resolution.variant,
+                value: resolution.value.as_deref(),
+                metadata: resolution.metadata,
             }),
             Some((code, details)) => Outcome::Failure(Failure {
-                key: &evaluation.key,
+                key: resolution.key,
                 error_code: code.as_str(),
                 error_details: details,
-                metadata: &evaluation.metadata,
+                metadata: resolution.metadata,
             }),
         }
     }

@@ -2,6 +2,7 @@
 //! `ToNumber`, `parseFloat`, `ToString`, loose/strict equality and relational comparison, over
 //! JSON values (`None` stands for JavaScript's `undefined`, i.e. a missing argument).
 
+use super::small::str_eq;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -235,7 +236,7 @@ pub(crate) fn loose_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
 
 fn loose_eq_present(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => x == y,
+        (Value::String(x), Value::String(y)) => str_eq(x, y),
         (Value::Bool(x), Value::Bool(y)) => x == y,
         // Distinct composite values are never identical in JavaScript.
         (Value::Array(_) | Value::Object(_), Value::Array(_) | Value::Object(_)) => false,
@@ -253,7 +254,7 @@ pub(crate) fn strict_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
         (None, None) => true,
         (Some(Value::Null), Some(Value::Null)) => true,
         (Some(Value::Bool(x)), Some(Value::Bool(y))) => x == y,
-        (Some(Value::String(x)), Some(Value::String(y))) => x == y,
+        (Some(Value::String(x)), Some(Value::String(y))) => str_eq(x, y),
         (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
         _ => false,
     }

@@ -7,18 +7,28 @@
 //! and the custom operators answer `null` on bad input so the flag's default variant applies.
 
 mod cbor;
+mod collections;
 mod eval;
+mod field_test;
 mod fractional;
 mod js;
 mod murmur;
 mod node;
+mod ops;
+mod scope;
 mod semver;
+pub(crate) mod small;
 #[cfg(test)]
 mod tests;
 
 pub use murmur::murmur3_x86_32;
+pub use scope::FlagScope;
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
+
+use eval::Root;
 
 /// A targeting rule compiled once: evaluating it never re-parses or re-serialises JSON.
 #[derive(Debug, Clone)]
@@ -40,7 +50,8 @@ impl Rule {
     /// Evaluates against a context object (the caller adds `$flagd` {flagKey, timestamp} and
     /// `targetingKey` to it when present).
     pub fn evaluate(&self, context: &Map<String, Value>) -> Result<Value, EvalError> {
-        eval::evaluate_root(&self.root, context, None, self.options)
+        let root = Root::context(context);
+        Ok(eval::evaluate_root(&self.root, root, self.options).into_owned())
     }
 
     /// Evaluates against a context with `$flagd` given beside it (it wins over a `$flagd` in
@@ -50,7 +61,22 @@ impl Rule {
         context: &Map<String, Value>,
         flagd: &Value,
     ) -> Result<Value, EvalError> {
-        eval::evaluate_root(&self.root, context, Some(flagd), self.options)
+        let root = Root::with_flagd(context, flagd);
+        Ok(eval::evaluate_root(&self.root, root, self.options).into_owned())
+    }
+
+    /// Evaluates for one flag: the context and `$flagd` come from `scope` (which builds
+    /// `$flagd` only if the rule reads it) and the result borrows from the rule or the context
+    /// wherever it can, so a rule that answers with a literal variant name allocates nothing.
+    pub fn evaluate_for_flag<'a>(
+        &'a self,
+        scope: &'a FlagScope<'a>,
+    ) -> Result<Cow<'a, Value>, EvalError> {
+        Ok(eval::evaluate_root(
+            &self.root,
+            Root::flag(scope),
+            self.options,
+        ))
     }
 }
 
@@ -85,7 +111,9 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// A rule that failed while being evaluated.
+/// A rule that failed while being evaluated. Every operator currently has an answer for any
+/// input (`null` for nonsense), so evaluation does not fail today; the `Result` lets an operator
+/// report a failure without changing the evaluation API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct EvalError(pub String);

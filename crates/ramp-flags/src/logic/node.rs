@@ -1,6 +1,8 @@
 //! The compiled form of a rule: JSON is read once into this tree, with `var` paths split and
 //! constant sub-trees folded, so evaluation only walks enum variants.
 
+use super::field_test::FieldTest;
+use super::fractional::Fractional;
 use super::{CompileError, LogicOptions};
 use serde_json::{Map, Value};
 
@@ -29,7 +31,9 @@ pub(super) enum Node {
     },
     Missing(Vec<Node>),
     MissingSome(Vec<Node>),
-    Fractional(Vec<Node>),
+    Fractional(Box<Fractional>),
+    /// A predicate between one field of the data and a literal, compiled into one step.
+    FieldTest(Box<FieldTest>),
     /// Operators that only look at their evaluated arguments.
     Op {
         op: Op,
@@ -229,7 +233,7 @@ fn compile_operation(
         "or" => Node::Or(args),
         "missing" => Node::Missing(args),
         "missing_some" => Node::MissingSome(args),
-        "fractional" => Node::Fractional(args),
+        "fractional" => Node::Fractional(Box::new(Fractional::new(args))),
         other => {
             if let Some(op) = ScopedOp::from_name(other) {
                 compile_scoped(op, args).map_err(|message| error(message.into()))?
@@ -237,7 +241,10 @@ fn compile_operation(
                 if op == Op::Mul && args.is_empty() {
                     return Err(error("\"*\" needs at least one argument".into()));
                 }
-                Node::Op { op, args }
+                match FieldTest::from_operation(op, &args) {
+                    Some(test) => Node::FieldTest(Box::new(test)),
+                    None => Node::Op { op, args },
+                }
             } else {
                 return Err(error(format!("unknown operator \"{other}\"")));
             }
@@ -291,10 +298,9 @@ fn fold_constant(node: Node, options: &LogicOptions) -> Node {
     if !foldable {
         return node;
     }
-    match super::eval::evaluate_root(&node, &Map::new(), None, *options) {
-        Ok(value) => Node::Literal(value),
-        Err(_) => node,
-    }
+    let empty = Map::new();
+    let root = super::eval::Root::context(&empty);
+    Node::Literal(super::eval::evaluate_root(&node, root, *options).into_owned())
 }
 
 /// RFC 6901 escaping of one pointer segment.

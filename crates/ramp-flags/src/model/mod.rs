@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::logic::{LogicOptions, Rule};
 
 pub use error::{ModelError, ModelErrors};
+pub(crate) use store::ServedFlag;
 pub use store::{FlagStore, Flags, Selector, SelectorError};
 pub use text::Format;
 

@@ -1,13 +1,22 @@
 //! Several named sources combined into one evaluable snapshot, as flagd does: later sources win on
 //! duplicate keys, a source's update replaces all of its flags, and a selector narrows what a
 //! client sees to one flag set or one source.
+//!
+//! Each snapshot is prepared for resolution once, when it is built: every flag with its
+//! variants in a flat list ([`ServedFlag`]), and, for the view without a selector (what
+//! in-process callers and most clients use), the visible flag of every key in a hash table.
 
-use std::collections::BTreeMap;
+mod key_hash;
+mod served;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::{FLAG_SET_ID_KEY, Flag, FlagFile};
+use key_hash::BuildKeyHasher;
+pub(crate) use served::ServedFlag;
 
 /// A flag set's source of truth, by the name its configuration gives it.
 #[derive(Debug, Clone)]
@@ -20,7 +29,7 @@ struct Source {
 #[derive(Debug, Clone)]
 struct Candidate {
     source: usize,
-    flag: Arc<Flag>,
+    flag: Arc<ServedFlag>,
 }
 
 /// An immutable snapshot of every source's flags. Cloning is cheap (flags are shared), so a
@@ -30,6 +39,8 @@ pub struct FlagStore {
     sources: Vec<Source>,
     /// Per key, every definition in source order (lowest priority first).
     index: BTreeMap<String, Vec<Candidate>>,
+    /// Per key, the definition seen without a selector (the highest-priority one).
+    latest: HashMap<String, Arc<ServedFlag>, BuildKeyHasher>,
 }
 
 impl FlagStore {
@@ -49,7 +60,7 @@ impl FlagStore {
     pub fn with_source(&self, name: &str, file: FlagFile) -> FlagStore {
         let mut store = FlagStore {
             sources: self.sources.clone(),
-            index: BTreeMap::new(),
+            ..FlagStore::default()
         };
         store.put_source(name.to_owned(), Arc::new(file));
         store.reindex();
@@ -60,7 +71,7 @@ impl FlagStore {
     pub fn without_source(&self, name: &str) -> FlagStore {
         let mut store = FlagStore {
             sources: self.sources.clone(),
-            index: BTreeMap::new(),
+            ..FlagStore::default()
         };
         store.sources.retain(|source| source.name != name);
         store.reindex();
@@ -106,10 +117,17 @@ impl FlagStore {
             for flag in source.file.shared_flags() {
                 index.entry(flag.key.clone()).or_default().push(Candidate {
                     source: position,
-                    flag: Arc::clone(flag),
+                    flag: Arc::new(ServedFlag::new(Arc::clone(flag))),
                 });
             }
         }
+        self.latest = index
+            .iter()
+            .filter_map(|(key, candidates)| {
+                let latest = candidates.last()?;
+                Some((key.clone(), Arc::clone(&latest.flag)))
+            })
+            .collect();
         self.index = index;
     }
 }
@@ -191,12 +209,25 @@ impl<'a> Flags<'a> {
     /// The visible definition of `key`: among the definitions the selector admits, the one from
     /// the highest-priority source.
     pub fn get(&self, key: &str) -> Option<&'a Flag> {
-        let candidates = self.store.index.get(key)?;
-        self.pick(candidates)
+        self.served(key).map(ServedFlag::flag)
     }
 
     /// Every visible flag, ordered by key.
     pub fn iter(&self) -> impl Iterator<Item = &'a Flag> + 'a {
+        self.iter_served().map(ServedFlag::flag)
+    }
+
+    /// [`Flags::get`], prepared for resolution.
+    pub(crate) fn served(&self, key: &str) -> Option<&'a ServedFlag> {
+        if matches!(self.selector, Selector::All) {
+            return self.store.latest.get(key).map(Arc::as_ref);
+        }
+        let candidates = self.store.index.get(key)?;
+        self.pick(candidates)
+    }
+
+    /// [`Flags::iter`], prepared for resolution.
+    pub(crate) fn iter_served(&self) -> impl Iterator<Item = &'a ServedFlag> + 'a {
         let view = *self;
         self.store
             .index
@@ -230,13 +261,13 @@ impl<'a> Flags<'a> {
         metadata
     }
 
-    fn pick(&self, candidates: &'a [Candidate]) -> Option<&'a Flag> {
+    fn pick(&self, candidates: &'a [Candidate]) -> Option<&'a ServedFlag> {
         candidates
             .iter()
             .rev()
             .find(|candidate| {
                 let source = &self.store.sources[candidate.source].name;
-                self.selector.admits(source, &candidate.flag)
+                self.selector.admits(source, candidate.flag.flag())
             })
             .map(|candidate| candidate.flag.as_ref())
     }

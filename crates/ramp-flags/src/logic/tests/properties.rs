@@ -1,7 +1,7 @@
 //! Property tests: arbitrary rules and contexts never make evaluation panic, and the algebra
 //! the operators promise holds for any input.
 
-use crate::logic::{FractionalVersion, LogicOptions, Rule, murmur3_x86_32};
+use crate::logic::{FlagScope, FractionalVersion, LogicOptions, Rule, murmur3_x86_32};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -100,6 +100,18 @@ fn context() -> impl Strategy<Value = Map<String, Value>> {
         })
 }
 
+/// The first argument of a `fractional` under test: absent (the key is implicit), a literal, or
+/// read from the context.
+fn fractional_first() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        "[a-z0-9]{0,8}".prop_map(|key| Some(Value::String(key))),
+        Just(Some(json!({ "var": "k" }))),
+        Just(Some(json!({ "var": "bucket" }))),
+    ]
+}
+
 fn version() -> impl Strategy<Value = FractionalVersion> {
     prop::sample::select(vec![
         FractionalVersion::V1,
@@ -168,5 +180,77 @@ proptest! {
         let data: Map<String, Value> = [("a".to_owned(), json!(a)), ("b".to_owned(), json!(b))].into_iter().collect();
         let sum = rule.evaluate(&data).unwrap().as_f64().unwrap();
         prop_assert_eq!(sum, a + b);
+    }
+
+    /// Buckets parsed at compile time choose exactly what buckets evaluated at run time choose,
+    /// whatever the first argument is, and `$flagd` facts given beside the context act like a
+    /// `$flagd` inside it.
+    #[test]
+    fn prepared_fractional_agrees_with_evaluated_buckets(
+        first in fractional_first(),
+        weights in prop::collection::vec(0_u32..100, 1..5),
+        key in prop_oneof![
+            "[a-z0-9]{0,8}".prop_map(Value::String),
+            any::<i32>().prop_map(Value::from),
+        ],
+        targeting_key in "[a-zA-Z0-9-]{0,12}",
+        fractional in version(),
+    ) {
+        let buckets: Vec<Value> =
+            weights.iter().enumerate().map(|(i, w)| json!([format!("v{i}"), w])).collect();
+        // Behind an `if` on the context, the same buckets are only known when evaluated.
+        let hidden: Vec<Value> =
+            buckets.iter().map(|bucket| json!({ "if": [{ "var": "on" }, bucket, null] })).collect();
+        let with_first = |rest: Vec<Value>| first.iter().cloned().chain(rest).collect::<Vec<_>>();
+        let options = LogicOptions { fractional };
+        let prepared = Rule::compile(&json!({ "fractional": with_first(buckets) }), &options).unwrap();
+        let evaluated = Rule::compile(&json!({ "fractional": with_first(hidden) }), &options).unwrap();
+        let mut data: Map<String, Value> = [
+            ("on".to_owned(), json!(true)),
+            ("k".to_owned(), key),
+            ("bucket".to_owned(), json!(["v9", 3])),
+            ("targetingKey".to_owned(), json!(targeting_key)),
+        ]
+        .into_iter()
+        .collect();
+        let now = || 1_700_000_000;
+        let scope = FlagScope::new(&data, "flag", &now);
+        let with_facts = prepared.evaluate_for_flag(&scope).unwrap().into_owned();
+        data.insert("$flagd".to_owned(), json!({ "flagKey": "flag" }));
+        let expected = evaluated.evaluate(&data).unwrap();
+        prop_assert_eq!(prepared.evaluate(&data).unwrap(), expected.clone());
+        prop_assert_eq!(with_facts, expected);
+    }
+
+    /// A condition on one field compiled into a single step answers what the general operator
+    /// answers (reached through a `var` with a `null` default, which is never compiled that
+    /// way), in value and in boolean position, whatever the field and the literal hold.
+    #[test]
+    fn field_tests_answer_like_the_general_operators(
+        op in prop::sample::select(vec![
+            "==", "===", "!=", "!==", "<", "<=", ">", ">=", "in", "starts_with", "ends_with", "!", "!!",
+        ]),
+        field in prop_oneof![
+            Just(None),
+            "[a-c]{0,2}".prop_map(|text| Some(Value::String(text))),
+            json_value().prop_map(Some),
+        ],
+        literal in prop_oneof![
+            scalar(),
+            "[a-c]{0,2}".prop_map(Value::String),
+            prop::collection::vec(scalar(), 0..4).prop_map(Value::Array),
+            prop::collection::vec("[a-c]{0,2}".prop_map(Value::String), 0..4).prop_map(Value::Array),
+        ],
+    ) {
+        let options = LogicOptions::default();
+        let compile = |rule: Value| Rule::compile(&rule, &options).unwrap();
+        let compiled = compile(json!({ op: [{ "var": "x" }, literal.clone()] }));
+        let general = compile(json!({ op: [{ "var": ["x", null] }, literal.clone()] }));
+        let branch = |condition: Value| compile(json!({ "if": [condition, "yes", "no"] }));
+        let compiled_if = branch(json!({ op: [{ "var": "x" }, literal.clone()] }));
+        let general_if = branch(json!({ op: [{ "var": ["x", null] }, literal] }));
+        let data: Map<String, Value> = field.map(|value| ("x".to_owned(), value)).into_iter().collect();
+        prop_assert_eq!(compiled.evaluate(&data).unwrap(), general.evaluate(&data).unwrap());
+        prop_assert_eq!(compiled_if.evaluate(&data).unwrap(), general_if.evaluate(&data).unwrap());
     }
 }
