@@ -1,7 +1,8 @@
 //! Flag evaluation benchmark: in-process evaluations per second of Ramp's flag engine
 //! (`ramp-flags`) against the flagd reference evaluators, `@openfeature/flagd-core` (node) and
 //! `openfeature-flagd-core` (Python), on the same flags and contexts in the same run; then
-//! Ramp's OFREP server under load.
+//! Ramp's OFREP and gRPC servers under load, and the time a flag-file edit takes to reach gRPC
+//! subscribers.
 //!
 //! Method: one flag file (`bench/flags/flags.json`) holds a static, a rule-based and a
 //! fractional flag. A seeded population of users is written to a workload file that all three
@@ -26,16 +27,43 @@
 //! keeps 64 connections busy with `POST /ofrep/v1/evaluate/flags/{key}`, each carrying one
 //! workload context, the three classes alternating request by request: 1 s of warm-up, then
 //! 5 s timed (requests per second and latency percentiles), then a shorter run per class.
+//!
+//! gRPC phase: Ramp's `flagd.evaluation` server runs in this process on 127.0.0.1 (port 0)
+//! with the same flag file, on a runtime of its own (half the CPUs); the load comes from this
+//! program re-run as a hidden `grpc-load` subcommand, a process with a runtime of its own (the
+//! other half). It opens 4 HTTP/2 connections and keeps 16 calls in flight on each (64 in
+//! all, as the OFREP phase's 64 connections; gRPC multiplexes calls over a connection),
+//! sending `flagd.evaluation.v2` `ResolveBoolean` (static flag) and `ResolveString` (rule and
+//! fractional) with workload contexts as protobuf `Struct`s, the classes alternating: 1 s of
+//! warm-up, then 5 s in which every completion counts towards requests per second and its
+//! latency goes into an HDR-style histogram (fixed memory, percentiles within 1/128), per class
+//! and together.
+//!
+//! Propagation phase: a temporary flag file (the benchmark's flags plus a probe flag) is served
+//! by `FileWatcher` into a `FlagSource` behind the gRPC evaluation and sync servers, with one
+//! `EventStream` (v2) and one `SyncFlags` subscriber connected. 200 times, the file is replaced
+//! atomically (a new file renamed over it) with the probe flag's default variant changed; the
+//! clock is read just before the rename and by each subscriber when the change arrives (an
+//! `EventStream` `configuration_change` naming the probe flag; a `SyncFlags` configuration with
+//! the new default). The next edit follows 20 ms after both have it, or after 2 s (a miss for
+//! whoever did not). The published p50 and p99 are the larger of the two subscribers'.
 
 mod compare;
 mod driver;
 mod engine;
+mod grpc;
+mod grpc_client;
+mod grpc_load;
+mod grpc_server;
 mod ofrep;
 mod ofrep_load;
 mod ofrep_server;
 mod probe;
+mod probe_flag;
+mod propagation;
 mod report;
 mod rng;
+mod stats;
 mod workload;
 
 use std::ffi::OsString;
@@ -44,14 +72,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
 use crate::compare::{Mismatches, compare_variants};
 use crate::driver::{Driver, DriverReport, RunSpec};
 use crate::engine::RampEngine;
+use crate::grpc::{GrpcPlan, GrpcResults};
+use crate::grpc_load::{LoadShape, LoaderArgs};
 use crate::ofrep::{OfrepPlan, OfrepResults};
 use crate::ofrep_load::LoadSpec;
+use crate::propagation::{PropagationPlan, PropagationResults};
 use crate::report::{EvaluatorSummary, Results, mismatches_json};
 use crate::workload::{FlagClass, PerClass, generate_contexts, workload_document};
 
@@ -131,12 +162,55 @@ struct Args {
     /// Timed seconds of OFREP load per flag class; 0 leaves the per-class runs out.
     #[arg(long, default_value_t = 2)]
     ofrep_class_secs: u64,
+    /// Leave out the gRPC load phase.
+    #[arg(long)]
+    skip_grpc: bool,
+    /// HTTP/2 connections the gRPC loader opens.
+    #[arg(long, default_value_t = 4)]
+    grpc_channels: usize,
+    /// gRPC calls kept in flight on each connection.
+    #[arg(long, default_value_t = 16)]
+    grpc_in_flight_per_channel: usize,
+    /// gRPC loader runtime threads (default: half the CPUs, at least one).
+    #[arg(long)]
+    grpc_loader_threads: Option<usize>,
+    /// gRPC server runtime threads (default: half the CPUs, at least one).
+    #[arg(long)]
+    grpc_server_threads: Option<usize>,
+    /// Untimed seconds of gRPC load before the timed window.
+    #[arg(long, default_value_t = 1.0)]
+    grpc_warmup_secs: f64,
+    /// Timed seconds of gRPC load.
+    #[arg(long, default_value_t = 5.0)]
+    grpc_duration_secs: f64,
+    /// Leave out the propagation phase.
+    #[arg(long)]
+    skip_propagation: bool,
+    /// Flag-file edits in the propagation phase.
+    #[arg(long, default_value_t = 200)]
+    propagation_edits: usize,
+    /// Pause (milliseconds) after both subscribers saw an edit, before the next one.
+    #[arg(long, default_value_t = 20)]
+    propagation_spacing_ms: u64,
+    /// Milliseconds after which an edit a subscriber has not seen counts as missed.
+    #[arg(long, default_value_t = 2_000)]
+    propagation_timeout_ms: u64,
     /// Where the shared workload (flag classes and contexts) is written.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-flags/workload.json"))]
     workload: PathBuf,
     /// The results file.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-results/flags.json"))]
     out: PathBuf,
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+/// Parts of the benchmark run as processes of their own; not for direct use.
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Loads a gRPC evaluation server and prints the figures as one JSON line.
+    #[command(name = grpc_load::SUBCOMMAND, hide = true)]
+    GrpcLoad(LoaderArgs),
 }
 
 /// One evaluator taking part in a round.
@@ -156,7 +230,17 @@ impl Participant {
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    if let Some(Internal::GrpcLoad(loader)) = &args.internal {
+        return match grpc_load::run_subcommand(loader) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("[bench] gRPC loader ERROR: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("[bench] FAILED: Ramp disagrees with the JavaScript reference (see above)");
@@ -238,6 +322,22 @@ fn run(args: &Args) -> Result<bool, String> {
         )?)
     };
 
+    let grpc = if args.skip_grpc {
+        None
+    } else {
+        Some(grpc::run(
+            &grpc_plan(args)?,
+            &flag_text,
+            &engine,
+            &contexts,
+        )?)
+    };
+    let propagation = if args.skip_propagation {
+        None
+    } else {
+        Some(propagation::run(&propagation_plan(args), &flag_text)?)
+    };
+
     let ramp_variants = PerClass::from_fn(|class| engine.variants(class, &contexts));
     let rust = EvaluatorSummary::new(
         "ramp-flags".to_owned(),
@@ -268,9 +368,6 @@ fn run(args: &Args) -> Result<bool, String> {
 
     let mut mismatches = Map::new();
     let mut notes = vec![
-        "grpc_rps and propagation_p99_ms are measured by later parts of this benchmark and are \
-         null here."
-            .to_owned(),
         format!(
             "Each eps figure is the median of {} rounds; per round every evaluator warms up for \
              {}s and is then timed for {}s per flag class, evaluators in rotating order.",
@@ -284,6 +381,12 @@ fn run(args: &Args) -> Result<bool, String> {
     ];
     if let Some(ofrep) = &ofrep {
         notes.push(ofrep_note(ofrep));
+    }
+    if let Some(grpc) = &grpc {
+        notes.push(grpc_note(grpc));
+    }
+    if let Some(propagation) = &propagation {
+        notes.push(propagation_note(propagation));
     }
     let mut agrees_with_js = true;
     for (name, _, report) in &summaries {
@@ -337,6 +440,8 @@ fn run(args: &Args) -> Result<bool, String> {
         python: summary_of("python"),
         mismatches,
         ofrep: ofrep.as_ref(),
+        grpc: grpc.as_ref(),
+        propagation: propagation.as_ref(),
         notes,
     };
     write_json(&args.out, &results.to_json())?;
@@ -349,9 +454,14 @@ fn run(args: &Args) -> Result<bool, String> {
     Ok(agrees_with_js)
 }
 
+/// Half the machine's CPUs (at least one): what a server and its load generator each get.
+fn half_the_cpus() -> usize {
+    (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1)
+}
+
 fn ofrep_plan(args: &Args) -> OfrepPlan {
     // Server and load generator share the machine: each gets half of it unless told otherwise.
-    let half = (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1);
+    let half = half_the_cpus();
     OfrepPlan {
         load: LoadSpec {
             wrk: args.wrk.clone(),
@@ -372,6 +482,35 @@ fn ofrep_plan(args: &Args) -> OfrepPlan {
     }
 }
 
+fn grpc_plan(args: &Args) -> Result<GrpcPlan, String> {
+    let half = half_the_cpus();
+    Ok(GrpcPlan {
+        load: LoadShape {
+            channels: args.grpc_channels,
+            in_flight_per_channel: args.grpc_in_flight_per_channel,
+            threads: args.grpc_loader_threads.unwrap_or(half),
+            warmup: seconds(args.grpc_warmup_secs, "--grpc-warmup-secs")?,
+            duration: seconds(args.grpc_duration_secs, "--grpc-duration-secs")?,
+        },
+        server_threads: args.grpc_server_threads.unwrap_or(half),
+        workload: args.workload.clone(),
+    })
+}
+
+fn propagation_plan(args: &Args) -> PropagationPlan {
+    PropagationPlan {
+        edits: args.propagation_edits,
+        spacing: Duration::from_millis(args.propagation_spacing_ms),
+        timeout: Duration::from_millis(args.propagation_timeout_ms),
+        watch_interval: ramp_flagd::WATCH_INTERVAL,
+        server_threads: half_the_cpus(),
+        work_dir: args
+            .workload
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    }
+}
+
 fn ofrep_note(ofrep: &OfrepResults) -> String {
     format!(
         "OFREP: Ramp's server runs in this process on 127.0.0.1 (server runtime threads: {}) and \
@@ -385,6 +524,45 @@ fn ofrep_note(ofrep: &OfrepResults) -> String {
         ofrep.connections,
         ofrep.warmup_secs,
         ofrep.duration_secs
+    )
+}
+
+fn grpc_note(grpc: &GrpcResults) -> String {
+    format!(
+        "gRPC: Ramp's flagd.evaluation server runs in this process on 127.0.0.1 (server runtime \
+         threads: {}); this program re-run as a separate process (grpc-load, loader runtime \
+         threads: {}) opens {} HTTP/2 connections with {} calls in flight on each ({} in all) \
+         and sends flagd.evaluation.v2 ResolveBoolean / ResolveString carrying workload \
+         contexts as protobuf Structs, the three classes alternating; {}s warm-up, then {}s \
+         timed. grpc_rps counts completions in the timed window; grpc_p99_ms is their \
+         99th-percentile latency from an HDR-style histogram (within 1/128); per_class splits \
+         the same window by class.",
+        grpc.server_threads,
+        grpc.loader_threads,
+        grpc.channels,
+        grpc.in_flight_per_channel,
+        grpc.concurrency(),
+        grpc.warmup_secs,
+        grpc.duration_secs
+    )
+}
+
+fn propagation_note(propagation: &PropagationResults) -> String {
+    format!(
+        "Propagation: a temporary flag file (the benchmark's flags plus a probe flag) is served \
+         by FileWatcher, run with interval {} ms (WATCH_INTERVAL, as `ramp flags serve` runs \
+         it), into a FlagSource behind the gRPC evaluation and sync servers; one EventStream \
+         (v2) and one SyncFlags subscriber are connected. {} times the file is replaced by \
+         renaming a new file over it, the probe flag's default variant changed; latency runs \
+         from just before the rename until the subscriber receives the change (a \
+         configuration_change naming the probe flag; a configuration whose probe flag has the \
+         new default). Edits are {} ms apart after both notices, or after {} ms (a miss for \
+         whoever had not seen it). propagation_p99_ms and propagation_p50_ms are the larger of \
+         the two subscribers' exact percentiles.",
+        propagation.watch_interval_ms,
+        propagation.edits,
+        propagation.spacing_ms,
+        propagation.timeout_ms
     )
 }
 

@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::compare::Mismatches;
+use crate::grpc::GrpcResults;
 use crate::ofrep::OfrepResults;
+use crate::propagation::PropagationResults;
 use crate::workload::{FlagClass, PerClass};
 
 /// How many times faster than the JavaScript reference Ramp aims to be on every class.
@@ -16,6 +18,10 @@ pub(crate) const GOAL_OFREP_RPS: f64 = 50_000.0;
 
 /// The p99 latency (milliseconds) it aims to stay under meanwhile.
 pub(crate) const GOAL_OFREP_P99_MS: f64 = 2.0;
+
+/// The 99th-percentile time (milliseconds) from a flag-file edit until both an `EventStream`
+/// and a `SyncFlags` subscriber have it, which it aims to stay under with no edit missed.
+pub(crate) const GOAL_PROPAGATION_P99_MS: f64 = 10.0;
 
 /// One evaluator's measurements over all rounds.
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +103,10 @@ pub(crate) struct Results<'a> {
     pub(crate) mismatches: Map<String, Value>,
     /// The OFREP load phase, unless it was left out.
     pub(crate) ofrep: Option<&'a OfrepResults>,
+    /// The gRPC load phase, unless it was left out.
+    pub(crate) grpc: Option<&'a GrpcResults>,
+    /// The propagation phase, unless it was left out.
+    pub(crate) propagation: Option<&'a PropagationResults>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -130,9 +140,25 @@ impl Results<'_> {
             json!(mixed.map(|figures| round_to(figures.p99_ms, 3))),
         );
         document.insert("ofrep".to_owned(), json!(self.ofrep));
-        for later in ["grpc_rps", "propagation_p99_ms"] {
-            document.insert(later.to_owned(), Value::Null);
-        }
+        let grpc = self.grpc.map(|grpc| grpc.mixed);
+        document.insert(
+            "grpc_rps".to_owned(),
+            json!(grpc.map(|figures| figures.rps.round())),
+        );
+        document.insert(
+            "grpc_p99_ms".to_owned(),
+            json!(grpc.and_then(|figures| figures.latency.p99_ms)),
+        );
+        document.insert("grpc".to_owned(), json!(self.grpc));
+        document.insert(
+            "propagation_p99_ms".to_owned(),
+            json!(self.propagation.and_then(|figures| figures.p99_ms)),
+        );
+        document.insert(
+            "propagation_p50_ms".to_owned(),
+            json!(self.propagation.and_then(|figures| figures.p50_ms)),
+        );
+        document.insert("propagation".to_owned(), json!(self.propagation));
         document.insert(
             "mismatches".to_owned(),
             Value::Object(self.mismatches.clone()),
@@ -184,6 +210,34 @@ impl Results<'_> {
                 }
             ));
         }
+        if let Some(grpc) = self.grpc {
+            lines.push(format!(
+                "gRPC over {} channels x {} in flight: {} req/s, p50 {} ms, p99 {} ms",
+                grpc.channels,
+                grpc.in_flight_per_channel,
+                format_rate(Some(grpc.mixed.rps)),
+                format_millis(grpc.mixed.latency.p50_ms),
+                format_millis(grpc.mixed.latency.p99_ms),
+            ));
+        }
+        if let Some(propagation) = self.propagation {
+            let met = propagation.misses() == 0
+                && propagation
+                    .p99_ms
+                    .is_some_and(|p99| p99 < GOAL_PROPAGATION_P99_MS);
+            lines.push(format!(
+                "propagation over {} edits: p50 {} ms, p99 {} ms (EventStream p99 {} ms, \
+                 SyncFlags p99 {} ms), {} missed  goal p99 < {} ms: {}",
+                propagation.edits,
+                format_millis(propagation.p50_ms),
+                format_millis(propagation.p99_ms),
+                format_millis(propagation.event_stream.latency.p99_ms),
+                format_millis(propagation.sync_flags.latency.p99_ms),
+                propagation.misses(),
+                GOAL_PROPAGATION_P99_MS,
+                if met { "met" } else { "MISSED" }
+            ));
+        }
         lines.join("\n")
     }
 }
@@ -205,6 +259,10 @@ fn format_rate(rate: Option<f64>) -> String {
     }
 }
 
+fn format_millis(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"))
+}
+
 fn format_ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}x"))
 }
@@ -212,7 +270,10 @@ fn format_ratio(value: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grpc_load::GrpcFigures;
     use crate::ofrep_load::LoadFigures;
+    use crate::propagation::SubscriberFigures;
+    use crate::stats::LatencySummary;
     use proptest::prelude::*;
 
     fn summary(rounds: Vec<PerClass<f64>>) -> EvaluatorSummary {
@@ -253,6 +314,8 @@ mod tests {
             python: None,
             mismatches: Map::new(),
             ofrep: None,
+            grpc: None,
+            propagation: None,
             notes: vec!["n".into()],
         };
         let document = results.to_json();
@@ -295,6 +358,8 @@ mod tests {
             python: None,
             mismatches: Map::new(),
             ofrep: Some(&fast),
+            grpc: None,
+            propagation: None,
             notes: Vec::new(),
         };
         let document = results.to_json();
@@ -309,6 +374,87 @@ mod tests {
             ..results
         };
         assert!(results.table().ends_with("MISSED"));
+    }
+
+    fn latency(samples: u64, p50: f64, p99: f64) -> LatencySummary {
+        LatencySummary {
+            samples,
+            p50_ms: Some(p50),
+            p99_ms: Some(p99),
+            max_ms: Some(p99 * 2.0),
+        }
+    }
+
+    #[test]
+    fn grpc_and_propagation_figures_are_published_with_the_propagation_goal() {
+        let rust = summary(vec![rates(90.0, 60.0, 30.0)]);
+        let figures = GrpcFigures {
+            rps: 42_345.6,
+            latency: latency(211_728, 1.1, 2.345),
+        };
+        let grpc = GrpcResults {
+            channels: 4,
+            in_flight_per_channel: 16,
+            loader_threads: 1,
+            server_threads: 1,
+            warmup_secs: 1.0,
+            duration_secs: 5.0,
+            mixed: figures,
+            per_class: PerClass::from_fn(|_| figures),
+        };
+        let subscriber = |p99, misses| SubscriberFigures {
+            misses,
+            latency: latency(200, 1.0, p99),
+        };
+        let propagation = PropagationResults {
+            edits: 200,
+            spacing_ms: 20.0,
+            timeout_ms: 2_000.0,
+            watch_interval_ms: 200.0,
+            p50_ms: Some(1.5),
+            p99_ms: Some(4.25),
+            event_stream: subscriber(4.25, 0),
+            sync_flags: subscriber(3.0, 0),
+        };
+        let results_with = |propagation| Results {
+            params: json!({}),
+            rust: &rust,
+            js: None,
+            python: None,
+            mismatches: Map::new(),
+            ofrep: None,
+            grpc: Some(&grpc),
+            propagation: Some(propagation),
+            notes: Vec::new(),
+        };
+        let results = results_with(&propagation);
+        let document = results.to_json();
+        assert_eq!(document["grpc_rps"], json!(42_346.0));
+        assert_eq!(document["grpc_p99_ms"], json!(2.345));
+        assert_eq!(
+            document["grpc"]["per_class"]["rule"]["samples"],
+            json!(211_728)
+        );
+        assert_eq!(document["propagation_p99_ms"], json!(4.25));
+        assert_eq!(document["propagation_p50_ms"], json!(1.5));
+        assert_eq!(document["propagation"]["sync_flags"]["p99_ms"], json!(3.0));
+        assert_eq!(document["propagation"]["event_stream"]["misses"], json!(0));
+        let table = results.table();
+        assert!(table.contains("42.3 k req/s"), "{table}");
+        assert!(table.ends_with("met"), "{table}");
+
+        let missed_one = PropagationResults {
+            sync_flags: subscriber(3.0, 1),
+            ..propagation.clone()
+        };
+        let slow = PropagationResults {
+            p99_ms: Some(12.0),
+            ..propagation.clone()
+        };
+        for failing in [&missed_one, &slow] {
+            let table = results_with(failing).table();
+            assert!(table.ends_with("MISSED"), "{table}");
+        }
     }
 
     proptest! {

@@ -73,6 +73,14 @@ impl<T> PerClass<T> {
             FlagClass::Fractional => &self.fractional,
         }
     }
+
+    pub(crate) fn get_mut(&mut self, class: FlagClass) -> &mut T {
+        match class {
+            FlagClass::Static => &mut self.static_,
+            FlagClass::Rule => &mut self.rule,
+            FlagClass::Fractional => &mut self.fractional,
+        }
+    }
 }
 
 const DOMAINS: [(&str, u64); 5] = [
@@ -139,6 +147,23 @@ pub(crate) fn workload_document(contexts: &[Map<String, Value>]) -> Value {
     json!({ "classes": classes, "contexts": contexts })
 }
 
+/// The contexts of a document written by [`workload_document`].
+pub(crate) fn contexts_of(document: &Value) -> Result<Vec<Map<String, Value>>, String> {
+    let contexts = document["contexts"]
+        .as_array()
+        .ok_or("the workload has no \"contexts\" list")?;
+    contexts
+        .iter()
+        .enumerate()
+        .map(|(index, context)| {
+            context
+                .as_object()
+                .cloned()
+                .ok_or_else(|| format!("workload context #{index} is not an object"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +205,21 @@ mod tests {
         assert_eq!(names, ["static", "rule", "fractional"]);
         assert_eq!(document["contexts"].as_array().unwrap().len(), 3);
         assert_eq!(document["classes"][0]["type"], "boolean");
+    }
+
+    #[test]
+    fn contexts_read_back_from_the_workload_document() {
+        let contexts = generate_contexts(4, 9);
+        assert_eq!(
+            contexts_of(&workload_document(&contexts)).unwrap(),
+            contexts
+        );
+        assert!(
+            contexts_of(&json!({"contexts": [1]}))
+                .unwrap_err()
+                .contains("#0")
+        );
+        assert!(contexts_of(&json!({})).is_err());
     }
 
     proptest! {
