@@ -117,30 +117,47 @@ impl FlagSource {
     }
 }
 
+/// Flag files for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod test_files {
+    use ramp_flags::model::{FlagFile, Format};
+
+    /// One enabled boolean flag, `f`, serving `value`.
+    pub(crate) fn one_flag(value: bool) -> FlagFile {
+        parse(&format!(
+            r#"{{"flags":{{"f":{{"state":"ENABLED","variants":{{"on":{value}}},"defaultVariant":"on"}}}}}}"#
+        ))
+    }
+
+    /// Flag set `set` with one enabled boolean flag, `{set}-flag`, serving `value`.
+    pub(crate) fn flag_set(set: &str, value: bool) -> FlagFile {
+        parse(&format!(
+            r#"{{"metadata":{{"flagSetId":"{set}"}},"flags":{{"{set}-flag":{{"state":"ENABLED","variants":{{"on":{value}}},"defaultVariant":"on"}}}}}}"#
+        ))
+    }
+
+    fn parse(text: &str) -> FlagFile {
+        FlagFile::parse(text, Format::Json).expect("valid flag file")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_files::one_flag;
     use super::*;
     use crate::change::ChangeKind;
-    use ramp_flags::model::Format;
     use ramp_flags::resolve::ValueType;
     use serde_json::{Map, json};
-
-    fn file(value: bool) -> FlagFile {
-        let text = format!(
-            r#"{{"flags":{{"f":{{"state":"ENABLED","variants":{{"on":{value}}},"defaultVariant":"on"}}}}}}"#
-        );
-        FlagFile::parse(&text, Format::Json).expect("valid flag file")
-    }
 
     #[test]
     fn updates_are_visible_to_new_readers_and_announced() {
         let source = FlagSource::new();
         let mut changes = source.subscribe();
-        let first = source.put_source("a", file(true));
+        let first = source.put_source("a", one_flag(true));
         assert_eq!(first.generation, 1);
         assert_eq!(first.flags.get("f"), Some(&ChangeKind::Write));
         let held = source.current();
-        source.put_source("a", file(false));
+        source.put_source("a", one_flag(false));
         let value = |store: &FlagStore| store.evaluate("f", &Map::new(), ValueType::Any, 0).value;
         assert_eq!(value(&held), Some(json!(true)), "a held snapshot is stable");
         assert_eq!(value(&source.current()), Some(json!(false)));
@@ -156,7 +173,7 @@ mod tests {
     #[test]
     fn readiness_is_explicit() {
         let source = FlagSource::new();
-        source.put_source("a", file(true));
+        source.put_source("a", one_flag(true));
         assert!(!source.is_ready());
         source.mark_ready();
         assert!(source.is_ready());

@@ -15,7 +15,6 @@ use ramp_flags::model::{FlagFile, Format};
 use ramp_flags::resolve::Reason;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
@@ -36,6 +35,7 @@ mod proto {
 
 use proto::flagd::evaluation::{v1, v2};
 use proto::flagd::sync::v1 as sync;
+use support::StopSwitch;
 
 const SHOP: &str = r##"{
   "metadata": {"flagSetId": "shop", "version": "7"},
@@ -79,7 +79,7 @@ struct Servers {
     management: SocketAddr,
     source: Arc<FlagSource>,
     metrics: Arc<EvaluationMetrics>,
-    stop: watch::Sender<bool>,
+    stop: StopSwitch,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -97,13 +97,7 @@ impl Servers {
     async fn start_unready(options: GrpcOptions) -> Servers {
         let source = Arc::new(FlagSource::new());
         let metrics = Arc::new(EvaluationMetrics::new());
-        let (stop, stopped) = watch::channel(false);
-        let shutdown = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
+        let stop = StopSwitch::new();
         let bind = || TcpListener::bind("127.0.0.1:0");
         let (evaluation, sync, management) = (bind().await, bind().await, bind().await);
         let (evaluation, sync, management) = (
@@ -119,14 +113,19 @@ impl Servers {
                 Arc::clone(&source),
                 Arc::clone(&metrics),
                 options.clone(),
-                shutdown(),
+                stop.shutdown(),
             )),
-            tokio::spawn(serve_sync(sync, Arc::clone(&source), options, shutdown())),
+            tokio::spawn(serve_sync(
+                sync,
+                Arc::clone(&source),
+                options,
+                stop.shutdown(),
+            )),
             tokio::spawn(management::serve(
                 management,
                 Arc::clone(&source),
                 Arc::clone(&metrics),
-                shutdown(),
+                stop.shutdown(),
             )),
         ];
         Servers {
@@ -158,7 +157,7 @@ impl Servers {
 
     /// Stops every server and checks that each one ends cleanly, open streams included.
     async fn shut_down(self) {
-        self.stop.send(true).expect("servers listening");
+        self.stop.stop().expect("servers listening");
         for task in self.tasks {
             let result = tokio::time::timeout(STREAM_LIMIT, task)
                 .await

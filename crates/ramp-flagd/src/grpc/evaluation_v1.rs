@@ -5,27 +5,17 @@
 //! default variant to serve answers NOT_FOUND so the caller falls back to its code default
 //! instead of taking a zero for a real value.
 
-use std::sync::Arc;
-
-use ramp_flags::resolve::{Evaluation, Reason, ValueType};
+use ramp_flags::resolve::{Evaluation, Reason};
 use serde_json::Value;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::StreamSettings;
 use super::convert::struct_from_object;
-use super::events::{self, Event};
-use super::proto::flagd::evaluation::v1::any_flag;
-use super::proto::flagd::evaluation::v1::service_server::Service;
 use super::proto::flagd::evaluation::v1::{
-    AnyFlag, EventStreamRequest, EventStreamResponse, ResolveAllRequest, ResolveAllResponse,
-    ResolveBooleanRequest, ResolveBooleanResponse, ResolveFloatRequest, ResolveFloatResponse,
-    ResolveIntRequest, ResolveIntResponse, ResolveObjectRequest, ResolveObjectResponse,
-    ResolveStringRequest, ResolveStringResponse,
+    AnyFlag, ResolveAllRequest, ResolveAllResponse, any_flag,
 };
-use super::resolve::{Resolved, Resolver, request_selector};
-use super::selected::SelectedView;
+use super::resolve::Resolver;
+use super::typed::{TypedResolve, evaluation_service};
 
 /// The v1 service.
 #[derive(Debug, Clone)]
@@ -39,27 +29,23 @@ impl EvaluationV1 {
         EvaluationV1 { resolver, streams }
     }
 
-    /// Resolves one flag the v1 way (see the module docs for flags without a value).
-    fn resolve(
+    /// Answers one typed resolve the v1 way (see the module docs for flags without a value).
+    fn answer<Q: TypedResolve>(
         &self,
-        metadata: &MetadataMap,
-        key: &str,
-        context: Option<prost_types::Struct>,
-        expected: ValueType,
-    ) -> Result<Resolved, Status> {
-        let resolved = self.resolver.resolve(metadata, key, context, expected)?;
-        if resolved.value().is_none() && resolved.reason() != Reason::Disabled {
+        request: Request<Q>,
+    ) -> Result<Response<Q::Response>, Status> {
+        let resolved = self.resolver.resolve(request)?;
+        if !resolved.has_value() && resolved.reason() != Reason::Disabled {
             return Err(Status::not_found(format!(
-                "flag '{key}' has no default variant to serve: use the code default"
+                "flag '{}' has no default variant to serve: use the code default",
+                resolved.key()
             )));
         }
-        Ok(resolved)
+        Ok(Response::new(Q::respond(resolved.served())))
     }
-}
 
-#[tonic::async_trait]
-impl Service for EvaluationV1 {
-    async fn resolve_all(
+    /// Every flag the selector shows, failures inline.
+    fn resolve_every_flag(
         &self,
         request: Request<ResolveAllRequest>,
     ) -> Result<Response<ResolveAllResponse>, Status> {
@@ -75,134 +61,25 @@ impl Service for EvaluationV1 {
             metadata: Some(struct_from_object(&bulk.metadata)),
         }))
     }
-
-    async fn resolve_boolean(
-        &self,
-        request: Request<ResolveBooleanRequest>,
-    ) -> Result<Response<ResolveBooleanResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let mut resolved = self.resolve(
-            &metadata,
-            &message.flag_key,
-            message.context,
-            ValueType::Bool,
-        )?;
-        Ok(Response::new(ResolveBooleanResponse {
-            value: resolved
-                .value()
-                .and_then(Value::as_bool)
-                .unwrap_or_default(),
-            reason: resolved.reason_text(),
-            variant: resolved.take_variant().unwrap_or_default(),
-            metadata: resolved.metadata(),
-        }))
-    }
-
-    async fn resolve_string(
-        &self,
-        request: Request<ResolveStringRequest>,
-    ) -> Result<Response<ResolveStringResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let mut resolved = self.resolve(
-            &metadata,
-            &message.flag_key,
-            message.context,
-            ValueType::String,
-        )?;
-        Ok(Response::new(ResolveStringResponse {
-            value: resolved
-                .value()
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            reason: resolved.reason_text(),
-            variant: resolved.take_variant().unwrap_or_default(),
-            metadata: resolved.metadata(),
-        }))
-    }
-
-    async fn resolve_float(
-        &self,
-        request: Request<ResolveFloatRequest>,
-    ) -> Result<Response<ResolveFloatResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let mut resolved = self.resolve(
-            &metadata,
-            &message.flag_key,
-            message.context,
-            ValueType::Float,
-        )?;
-        Ok(Response::new(ResolveFloatResponse {
-            value: resolved.value().and_then(Value::as_f64).unwrap_or_default(),
-            reason: resolved.reason_text(),
-            variant: resolved.take_variant().unwrap_or_default(),
-            metadata: resolved.metadata(),
-        }))
-    }
-
-    async fn resolve_int(
-        &self,
-        request: Request<ResolveIntRequest>,
-    ) -> Result<Response<ResolveIntResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let mut resolved = self.resolve(
-            &metadata,
-            &message.flag_key,
-            message.context,
-            ValueType::Int,
-        )?;
-        Ok(Response::new(ResolveIntResponse {
-            value: resolved.value().and_then(Value::as_i64).unwrap_or_default(),
-            reason: resolved.reason_text(),
-            variant: resolved.take_variant().unwrap_or_default(),
-            metadata: resolved.metadata(),
-        }))
-    }
-
-    async fn resolve_object(
-        &self,
-        request: Request<ResolveObjectRequest>,
-    ) -> Result<Response<ResolveObjectResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let mut resolved = self.resolve(
-            &metadata,
-            &message.flag_key,
-            message.context,
-            ValueType::Object,
-        )?;
-        let value = match resolved.value() {
-            Some(Value::Object(object)) => struct_from_object(object),
-            _ => prost_types::Struct::default(),
-        };
-        Ok(Response::new(ResolveObjectResponse {
-            value: Some(value),
-            reason: resolved.reason_text(),
-            variant: resolved.take_variant().unwrap_or_default(),
-            metadata: resolved.metadata(),
-        }))
-    }
-
-    type EventStreamStream = ReceiverStream<Result<EventStreamResponse, Status>>;
-
-    async fn event_stream(
-        &self,
-        request: Request<EventStreamRequest>,
-    ) -> Result<Response<Self::EventStreamStream>, Status> {
-        let selector = request_selector(request.metadata(), "")?;
-        let view = SelectedView::new(Arc::clone(self.resolver.source()), selector);
-        let stream = events::open(view, self.streams.keep_alive, self.streams.stop.clone());
-        Ok(Response::new(stream))
-    }
 }
 
-impl From<Event> for EventStreamResponse {
-    fn from(event: Event) -> Self {
-        EventStreamResponse {
-            r#type: event.kind.to_owned(),
-            data: event.data,
-        }
-    }
+/// v1 fields cannot be absent: a missing value (a disabled flag's) is the type's zero, a
+/// missing variant is empty.
+fn carry<V: Default + Into<F>, F>(value: Option<V>, variant: Option<String>) -> (F, String) {
+    (
+        value.unwrap_or_default().into(),
+        variant.unwrap_or_default(),
+    )
 }
+
+evaluation_service!(v1 for EvaluationV1, carried by carry, also {
+    async fn resolve_all(
+        &self,
+        request: Request<ResolveAllRequest>,
+    ) -> Result<Response<ResolveAllResponse>, Status> {
+        self.resolve_every_flag(request)
+    }
+});
 
 /// One flag of a bulk answer: the value in the field of its JSON type (numbers as doubles),
 /// unset when there is none (disabled, failed, or no default variant).

@@ -3,6 +3,7 @@
 //! so proxies do not drop an idle stream and clients notice a dead one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost_types::Struct;
@@ -10,10 +11,14 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 
+use super::StreamSettings;
 use super::convert::struct_from_object;
+use super::resolve::request_selector;
 use super::selected::SelectedView;
 use crate::change::ChangeKind;
+use crate::source::FlagSource;
 
 /// Events a stream may queue before a slow client holds its sender up.
 const EVENT_BUFFER: usize = 16;
@@ -57,9 +62,24 @@ impl Event {
     }
 }
 
+/// Starts the `EventStream` of one call: the flags its `flagd-selector` metadata shows in
+/// `source`. The stream ends when the client goes away or the server shuts down.
+pub(super) fn open_for_call<M>(
+    metadata: &MetadataMap,
+    source: &Arc<FlagSource>,
+    streams: &StreamSettings,
+) -> Result<ReceiverStream<Result<M, Status>>, Status>
+where
+    M: From<Event> + Send + 'static,
+{
+    let selector = request_selector(metadata, "")?;
+    let view = SelectedView::new(Arc::clone(source), selector);
+    Ok(open(view, streams.keep_alive, streams.stop.clone()))
+}
+
 /// Starts the events of `view` for one client; the stream ends when the client goes away or
 /// `stop` turns true (server shutdown).
-pub(super) fn open<M>(
+fn open<M>(
     view: SelectedView,
     keep_alive: Duration,
     stop: watch::Receiver<bool>,
@@ -100,17 +120,9 @@ async fn run<M>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::FlagSource;
-    use ramp_flags::model::{FlagFile, Format, Selector};
-    use std::sync::Arc;
+    use crate::source::test_files::one_flag;
+    use ramp_flags::model::Selector;
     use tokio_stream::StreamExt;
-
-    fn file(value: bool) -> FlagFile {
-        let text = format!(
-            r#"{{"flags":{{"f":{{"state":"ENABLED","variants":{{"on":{value}}},"defaultVariant":"on"}}}}}}"#
-        );
-        FlagFile::parse(&text, Format::Json).expect("valid flag file")
-    }
 
     #[test]
     fn configuration_changes_name_each_flag_and_kind() {
@@ -129,14 +141,14 @@ mod tests {
     #[tokio::test]
     async fn ready_then_keep_alive_then_changes_until_stopped() {
         let source = Arc::new(FlagSource::new());
-        source.put_source("s", file(true));
+        source.put_source("s", one_flag(true));
         let (stop, stopped) = watch::channel(false);
         let view = SelectedView::new(Arc::clone(&source), Selector::All);
         let mut events = open::<Event>(view, Duration::from_millis(20), stopped);
         let kind = |event: Option<Result<Event, Status>>| event.expect("an event").unwrap().kind;
         assert_eq!(kind(events.next().await), "provider_ready");
         assert_eq!(kind(events.next().await), "keep_alive");
-        source.put_source("s", file(false));
+        source.put_source("s", one_flag(false));
         let change = loop {
             let event = events.next().await.expect("an event").unwrap();
             if event.kind != "keep_alive" {

@@ -25,6 +25,7 @@ mod events;
 mod resolve;
 mod selected;
 mod sync;
+mod typed;
 
 use std::future::Future;
 use std::io;

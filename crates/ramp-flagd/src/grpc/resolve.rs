@@ -6,12 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost_types::Struct;
 use ramp_flags::model::Selector;
-use ramp_flags::resolve::{ErrorCode, Evaluation, Reason, ValueType};
+use ramp_flags::resolve::{ErrorCode, Evaluation, Reason};
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Status};
+use tonic::{Code, Request, Status};
 
 use super::convert::{object_from_struct, struct_from_object};
+use super::typed::{Served, TypedResolve, WireValue};
 use crate::metrics::EvaluationMetrics;
 use crate::ofrep::SELECTOR_HEADER;
 use crate::source::FlagSource;
@@ -29,27 +30,35 @@ pub(super) struct Resolver {
 pub(super) struct Resolved(Evaluation);
 
 impl Resolved {
-    /// The served value, already of the requested type; `None` means "use the code default".
-    pub(super) fn value(&self) -> Option<&Value> {
-        self.0.value.as_ref()
+    /// The flag resolved.
+    pub(super) fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    /// Whether a value is served; without one the caller uses its code default.
+    pub(super) fn has_value(&self) -> bool {
+        self.0.value.is_some()
     }
 
     pub(super) fn reason(&self) -> Reason {
         self.0.reason
     }
 
-    /// The reason as flagd spells it on the wire.
-    pub(super) fn reason_text(&self) -> String {
-        self.0.reason.as_str().to_owned()
-    }
-
-    pub(super) fn take_variant(&mut self) -> Option<String> {
-        self.0.variant.take()
-    }
-
-    /// The flag's metadata (flag-set metadata overlaid with the flag's own).
-    pub(super) fn metadata(&self) -> Option<Struct> {
-        Some(struct_from_object(&self.0.metadata))
+    /// The resolution as a typed response carries it.
+    pub(super) fn served<V: WireValue>(self) -> Served<V> {
+        let Evaluation {
+            value,
+            variant,
+            reason,
+            metadata,
+            ..
+        } = self.0;
+        Served {
+            value: value.and_then(V::from_json),
+            reason: reason.as_str().to_owned(),
+            variant,
+            metadata: Some(struct_from_object(&metadata)),
+        }
     }
 }
 
@@ -79,21 +88,20 @@ impl Resolver {
         &self.source
     }
 
-    /// Resolves `key` as `expected`; a failed resolution is the status flagd answers with.
-    pub(super) fn resolve(
-        &self,
-        metadata: &MetadataMap,
-        key: &str,
-        context: Option<Struct>,
-        expected: ValueType,
-    ) -> Result<Resolved, Status> {
-        let selector = request_selector(metadata, "")?;
+    /// Resolves a typed request's flag as its response's value type; a failed resolution is
+    /// the status flagd answers with.
+    pub(super) fn resolve<Q: TypedResolve>(&self, request: Request<Q>) -> Result<Resolved, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let (key, context) = message.into_flag();
+        let selector = request_selector(&metadata, "")?;
         let context = self.context(context);
         let store = self.source.current();
-        let evaluation =
-            store
-                .select(&selector)
-                .evaluate(key, &context, expected, now_unix_seconds());
+        let evaluation = store.select(&selector).evaluate(
+            &key,
+            &context,
+            <Q::Value as WireValue>::TYPE,
+            now_unix_seconds(),
+        );
         self.record(&evaluation);
         match &evaluation.error {
             None => Ok(Resolved(evaluation)),

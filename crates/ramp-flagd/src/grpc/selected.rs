@@ -68,22 +68,15 @@ impl SelectedView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ramp_flags::model::{FlagFile, Format};
-
-    fn file(set: &str, value: bool) -> FlagFile {
-        let text = format!(
-            r#"{{"metadata":{{"flagSetId":"{set}"}},"flags":{{"{set}-flag":{{"state":"ENABLED","variants":{{"on":{value}}},"defaultVariant":"on"}}}}}}"#
-        );
-        FlagFile::parse(&text, Format::Json).expect("valid flag file")
-    }
+    use crate::source::test_files::flag_set;
 
     #[tokio::test]
     async fn reports_only_changes_the_selector_shows() {
         let source = Arc::new(FlagSource::new());
-        source.put_source("a", file("a", true));
+        source.put_source("a", flag_set("a", true));
         let mut view = SelectedView::new(Arc::clone(&source), Selector::FlagSet("b".into()));
-        source.put_source("a", file("a", false));
-        source.put_source("b", file("b", true));
+        source.put_source("a", flag_set("a", false));
+        source.put_source("b", flag_set("b", true));
         let changes = view.next_change().await.expect("a visible change");
         assert_eq!(
             changes,

@@ -2,6 +2,7 @@
 //! HTTP/1.1 client speaking to it over real sockets.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +51,30 @@ pub(crate) fn write_atomic(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename into place");
 }
 
+/// Stops the servers of a test: every [`shutdown`](Self::shutdown) future completes once
+/// [`stop`](Self::stop) is called.
+#[derive(Debug)]
+pub(crate) struct StopSwitch(watch::Sender<bool>);
+
+impl StopSwitch {
+    pub(crate) fn new() -> StopSwitch {
+        StopSwitch(watch::channel(false).0)
+    }
+
+    /// A shutdown future for one server.
+    pub(crate) fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.0.subscribe();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    }
+
+    /// Completes every shutdown future; fails when none is still waiting.
+    pub(crate) fn stop(&self) -> Result<(), watch::error::SendError<bool>> {
+        self.0.send(true)
+    }
+}
+
 /// A running OFREP + management server.
 #[derive(Debug)]
 pub(crate) struct FlagServer {
@@ -57,7 +82,7 @@ pub(crate) struct FlagServer {
     pub(crate) management: SocketAddr,
     pub(crate) source: Arc<FlagSource>,
     pub(crate) files: Vec<PathBuf>,
-    stop: watch::Sender<bool>,
+    stop: StopSwitch,
     _dir: TempDir,
 }
 
@@ -76,13 +101,7 @@ impl FlagServer {
         let source = Arc::new(FlagSource::new());
         let watcher = FileWatcher::load(Arc::clone(&source), &paths).expect("valid flag files");
         let metrics = Arc::new(EvaluationMetrics::new());
-        let (stop, stopped) = watch::channel(false);
-        let shutdown = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
+        let stop = StopSwitch::new();
         let ofrep_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ofrep");
         let management_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mgmt");
         let ofrep = ofrep_listener.local_addr().expect("ofrep addr");
@@ -92,15 +111,15 @@ impl FlagServer {
             Arc::clone(&source),
             Arc::clone(&metrics),
             options,
-            shutdown(),
+            stop.shutdown(),
         ));
         tokio::spawn(management::serve(
             management_listener,
             Arc::clone(&source),
             metrics,
-            shutdown(),
+            stop.shutdown(),
         ));
-        tokio::spawn(watcher.run(WATCH_INTERVAL, shutdown()));
+        tokio::spawn(watcher.run(WATCH_INTERVAL, stop.shutdown()));
         FlagServer {
             ofrep,
             management,
@@ -154,7 +173,7 @@ impl FlagServer {
 
 impl Drop for FlagServer {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.stop();
     }
 }
 

@@ -166,8 +166,6 @@ fn document(store: &Store, id: &str, format: Format) -> Result<Document, ServerE
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     use axum::http::{HeaderMap, HeaderValue, header};
@@ -177,33 +175,7 @@ mod tests {
 
     use super::{Document, Format, ListQuery, document, list_json};
     use crate::error::ServerError;
-
-    /// A fresh directory, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "ramp-server-incidents-{tag}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::flags::test_support::TempDir;
 
     fn incident(service: &str, data: Value) -> NewIncident {
         NewIncident {

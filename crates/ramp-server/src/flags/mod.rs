@@ -77,13 +77,7 @@ impl FlagService {
     ) -> Result<FlagWrite, ServerError> {
         check_key(key)?;
         validate(key, definition)?;
-        self.commit(|tx| {
-            let write = tx
-                .put_flag(key, definition, expected_version, actor)
-                .map_err(store_error)?;
-            let changed = write.event.is_some();
-            Ok((write, changed))
-        })
+        self.commit(|tx| put_in(tx, key, definition, expected_version, actor))
     }
 
     /// Sets the flag's `state`. Already in that state: nothing is written or recorded.
@@ -102,11 +96,7 @@ impl FlagService {
                 members.insert("state".to_owned(), Value::from(state.as_str()));
             }
             validate(key, &definition)?;
-            let write = tx
-                .put_flag(key, &definition, expected_version, actor)
-                .map_err(store_error)?;
-            let changed = write.event.is_some();
-            Ok((write, changed))
+            put_in(tx, key, &definition, expected_version, actor)
         })
     }
 
@@ -152,17 +142,10 @@ impl FlagService {
             .unwrap_or_else(PoisonError::into_inner);
         let mut refusal = None;
         let committed = self.store.transaction(|tx| {
-            let (value, changed) = change(tx).map_err(|error| {
-                let reason = error.to_string();
-                refusal = Some(error);
-                StoreError::Aborted(reason)
-            })?;
+            let (value, changed) = change(tx).map_err(|error| refuse(&mut refusal, error))?;
             let next = if changed {
-                Some(snapshot(&tx.flags()?).map_err(|error| {
-                    let reason = error.to_string();
-                    refusal = Some(error);
-                    StoreError::Aborted(reason)
-                })?)
+                let file = snapshot(&tx.flags()?).map_err(|error| refuse(&mut refusal, error))?;
+                Some(file)
             } else {
                 None
             };
@@ -178,6 +161,28 @@ impl FlagService {
             Err(error) => Err(refusal.unwrap_or_else(|| store_error(error))),
         }
     }
+}
+
+/// Writes `definition` in `tx`; the flags are republished only when the write changed them.
+fn put_in(
+    tx: &Tx<'_>,
+    key: &str,
+    definition: &Value,
+    expected_version: Option<u64>,
+    actor: &str,
+) -> Result<(FlagWrite, bool), ServerError> {
+    let write = tx
+        .put_flag(key, definition, expected_version, actor)
+        .map_err(store_error)?;
+    let changed = write.event.is_some();
+    Ok((write, changed))
+}
+
+/// Keeps `error` to return once the transaction it aborts has rolled back.
+fn refuse(refusal: &mut Option<ServerError>, error: ServerError) -> StoreError {
+    let reason = error.to_string();
+    *refusal = Some(error);
+    StoreError::Aborted(reason)
 }
 
 /// The flags of `rows` compiled into one flag file. Each was validated when it was written; if
@@ -238,5 +243,7 @@ fn store_error(error: StoreError) -> ServerError {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,3 @@
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ramp_flagd::ChangeKind;
@@ -7,34 +6,9 @@ use ramp_flags::resolve::{Evaluation, Reason, ValueType};
 use ramp_store::Store;
 use serde_json::{Map, Value, json};
 
+use super::test_support::TempDir;
 use super::{FLAG_SOURCE_NAME, FlagService};
 use crate::error::ServerError;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ramp-server-flags-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn service(dir: &TempDir) -> (Arc<Store>, FlagService) {
     let store = Arc::new(Store::open(dir.path()).unwrap());
