@@ -19,6 +19,8 @@ pub mod measure;
 mod payload;
 mod server;
 mod table;
+#[cfg(test)]
+mod test_support;
 
 pub use api::OPENAPI;
 pub use config::ServerConfig;

@@ -175,7 +175,7 @@ mod tests {
 
     use super::{Document, Format, ListQuery, document, list_json};
     use crate::error::ServerError;
-    use crate::flags::test_support::TempDir;
+    use crate::test_support::TempDir;
 
     fn incident(service: &str, data: Value) -> NewIncident {
         NewIncident {

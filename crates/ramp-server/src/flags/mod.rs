@@ -244,6 +244,4 @@ fn store_error(error: StoreError) -> ServerError {
 }
 
 #[cfg(test)]
-pub(crate) mod test_support;
-#[cfg(test)]
 mod tests;

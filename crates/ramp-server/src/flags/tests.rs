@@ -6,7 +6,7 @@ use ramp_flags::resolve::{Evaluation, Reason, ValueType};
 use ramp_store::Store;
 use serde_json::{Map, Value, json};
 
-use super::test_support::TempDir;
+use crate::test_support::TempDir;
 use super::{FLAG_SOURCE_NAME, FlagService};
 use crate::error::ServerError;
 
