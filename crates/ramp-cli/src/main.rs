@@ -202,11 +202,7 @@ fn main() -> ExitCode {
     // Walk-throughs print their own story; logs would drown it unless asked for.
     let quiet = matches!(cli.command, Command::Quickstart | Command::Demo { .. });
     init_logging(if quiet { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match build_runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -300,6 +296,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// The runtime a command runs on: two worker threads, except for `flags serve`, whose servers
+/// get `--workers` threads (default: tokio's, one per CPU).
+fn build_runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match command {
+        Command::Flags {
+            command: flags_cmd::FlagsCommand::Serve(args),
+        } => {
+            if let Some(workers) = args.workers() {
+                builder.worker_threads(workers);
+            }
+        }
+        _ => {
+            builder.worker_threads(2);
+        }
+    }
+    builder.enable_all().build()
+}
+
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -322,4 +337,35 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     };
     ramp_model::parse_socket_addr(text)
         .ok_or_else(|| format!("{text:?} is not an address; use IP:PORT, localhost:PORT or :PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers_for(args: &[&str]) -> usize {
+        let cli = Cli::try_parse_from(args).expect("valid arguments");
+        build_runtime(&cli.command)
+            .expect("a runtime")
+            .metrics()
+            .num_workers()
+    }
+
+    #[test]
+    fn flags_serve_sizes_its_runtime_and_other_commands_keep_two_workers() {
+        let serve = ["ramp", "flags", "serve", "-f", "flags.json"];
+        assert_eq!(workers_for(&[&serve[..], &["--workers", "3"]].concat()), 3);
+        let tokio_default = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        assert_eq!(workers_for(&serve), tokio_default);
+        assert_eq!(workers_for(&["ramp", "get", "services"]), 2);
+        let zero = Cli::try_parse_from([&serve[..], &["--workers", "0"]].concat())
+            .expect_err("zero workers");
+        assert!(
+            zero.to_string().contains("at least one worker thread"),
+            "{zero}"
+        );
+    }
 }

@@ -1,30 +1,49 @@
-//! Flag files as sources: loaded at start, polled for edits, each valid edit swapped in whole.
+//! Flag files as sources: loaded at start, watched for edits, each valid edit swapped in whole.
 //!
-//! Polling rather than inotify: editors and config-management tools replace files in ways
-//! (rename over, truncate then write, bind mounts) that event APIs report inconsistently, and a
-//! `stat` a few times a second is cheap. The content is hashed so a touch without an edit does
-//! not count as a change, and re-read now and then in case an edit kept both size and mtime.
+//! Edits are noticed from file-system events on the files' directories ([`events`]), so one is
+//! served within milliseconds. An event only says "look again": whether anything changed is
+//! decided by comparing `stat` (mtime, size, inode) and a hash of the content with what was last
+//! seen, so a touch without an edit is no change. A periodic poll stays as a safety net for
+//! filesystems that send no events (NFS, some FUSE mounts) and for symlink layouts the event
+//! filter does not follow; when the directories cannot be watched at all (inotify limits),
+//! polling alone does the job, every [`FileWatcher::POLL_ONLY_INTERVAL`].
+//!
+//! A writer that is not atomic (truncate, then write in chunks) shows half-written files, and
+//! its first chunk's event finds a file that does not parse. Reporting that as a refused edit
+//! would be a false alarm, so failing content is refused only once it has stood unchanged for
+//! [`FileWatcher::SETTLE_DELAY`]: the last good flags serve meanwhile, and the completed file is
+//! accepted as soon as its last chunk's event arrives. A partial file that happens to be valid
+//! (YAML cut at a line end) is served like any valid edit; writing a sibling file and renaming
+//! it over the old one rules that out.
+
+mod events;
 
 use std::collections::hash_map::DefaultHasher;
+use std::ffi::OsString;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ramp_flags::model::{FlagFile, Format, ModelErrors};
 
 use crate::change::ChangeNotice;
 use crate::source::FlagSource;
+use events::{DirectoryEvents, Place, Touched};
 
-/// How often [`FileWatcher::run`] is usually asked to poll: edits show within a fifth of a
-/// second, and a few `stat` calls a second cost nothing measurable.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// The safety-net poll [`FileWatcher::run`] is usually given: file events carry the edits, and
+/// this catches what they miss (filesystems without events) within a second.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Every this many polls a file is re-read even if `stat` shows no change (an in-place edit of
-/// the same size within the timestamp granularity); at [`WATCH_INTERVAL`] that is once a second.
+/// the same size within the timestamp granularity). Events catch such edits where they work; when
+/// polling alone, at [`FileWatcher::POLL_ONLY_INTERVAL`], this is once a second.
 const FULL_READ_EVERY_POLLS: u32 = 5;
+
+/// What one check of a changed file led to: the change published, or why the file was refused.
+type Outcome = Result<Arc<ChangeNotice>, LoadError>;
 
 /// Why a flag file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +98,14 @@ fn content_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// Tells a read failure apart from other read failures and from any content.
+fn read_failure_hash(message: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    "read failure".hash(&mut hasher);
+    message.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// What `stat` says about a file; a difference means "read it again". The inode is part of it
 /// because file timestamps are coarse (a few milliseconds): a same-size file renamed over the
 /// old one within that window differs only there.
@@ -98,17 +125,115 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// The first entry of a symlink's relative target (`..data` for a Kubernetes ConfigMap's
+/// `flags.json -> ..data/flags.json`): replacing that entry changes what the file reads.
+fn link_entry(path: &Path) -> Option<OsString> {
+    let target = std::fs::read_link(path).ok()?;
+    match target
+        .components()
+        .find(|part| part != &Component::CurDir)?
+    {
+        Component::Normal(first) => Some(first.to_owned()),
+        _ => None,
+    }
+}
+
+/// Failing content seen right after a change, not refused yet: it may be a write in progress.
+#[derive(Debug, Clone, Copy)]
+struct Unsettled {
+    /// The content's hash, or the read failure's.
+    fingerprint: u64,
+    since: Instant,
+}
+
 /// One watched file and what was last seen of it.
 #[derive(Debug)]
 struct WatchedFile {
     path: PathBuf,
     /// The source name in the store (the path as given, which `source=<path>` selects).
     name: String,
+    /// The file's directory, absolute, as event paths name it.
+    directory: PathBuf,
+    /// The file's entry in `directory`.
+    entry: OsString,
+    /// See [`link_entry`]; re-read at every check, since the link itself may be replaced.
+    link_entry: Option<OsString>,
     stamp: Option<Stamp>,
     /// Hash of the last content handled, accepted or refused, so one bad edit is reported once.
     content: u64,
     /// The last read failure reported, so a missing file is not reported on every poll.
     read_failure: Option<String>,
+    unsettled: Option<Unsettled>,
+}
+
+impl WatchedFile {
+    fn new(path: &Path, stamp: Option<Stamp>, content: u64) -> WatchedFile {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let entry = absolute.file_name().map(OsString::from).unwrap_or_default();
+        let directory = absolute.parent().unwrap_or(&absolute).to_owned();
+        WatchedFile {
+            path: path.to_owned(),
+            name: path.display().to_string(),
+            directory,
+            entry,
+            link_entry: link_entry(path),
+            stamp,
+            content,
+            read_failure: None,
+            unsettled: None,
+        }
+    }
+
+    /// Whether an event on `path` may have changed this file: its own entry, the entry its
+    /// symlink goes through, or its directory itself.
+    fn concerned_by(&self, path: &Path) -> bool {
+        match events::place(path, &self.directory) {
+            Place::Directory => true,
+            Place::Entry(name) => name == self.entry || self.link_entry.as_deref() == Some(name),
+            Place::Elsewhere => false,
+        }
+    }
+
+    fn touched(&self, touched: &Touched) -> bool {
+        touched.everything || touched.paths.iter().any(|path| self.concerned_by(path))
+    }
+
+    /// When failing content has stood long enough to be refused.
+    fn settles_at(&self) -> Option<Instant> {
+        self.unsettled
+            .map(|seen| seen.since + FileWatcher::SETTLE_DELAY)
+    }
+}
+
+/// How a check treats a file that fails to read or validate.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Refused when first seen.
+    AtOnce,
+    /// Refused once the same failure has stood for [`FileWatcher::SETTLE_DELAY`]; the check
+    /// runs at the given time.
+    WhenSettled(Instant),
+}
+
+/// Why the watcher looks at its files.
+#[derive(Debug)]
+enum Trigger {
+    /// The periodic poll.
+    Poll,
+    /// File events named these paths.
+    Touched(Touched),
+    /// A failing file's settle delay ran out.
+    Settle,
+}
+
+/// Whether file events are coming.
+#[derive(Debug)]
+enum Events {
+    /// [`FileWatcher::watch_events`] was not called yet.
+    NotStarted,
+    Listening(DirectoryEvents),
+    /// The directories could not be watched, or the watch ended.
+    Unavailable,
 }
 
 /// Keeps a [`FlagSource`] in step with a list of flag files (later files win on duplicate keys).
@@ -117,9 +242,19 @@ pub struct FileWatcher {
     source: Arc<FlagSource>,
     files: Vec<WatchedFile>,
     polls: u32,
+    events: Events,
 }
 
 impl FileWatcher {
+    /// How often files are polled when no file events come (the directories cannot be watched):
+    /// edits show within a fifth of a second, and a few `stat` calls a second cost nothing.
+    pub const POLL_ONLY_INTERVAL: Duration = Duration::from_millis(200);
+
+    /// How long content that fails to read or validate must stay unchanged before it is refused
+    /// (logged, counted): long enough for a writer to finish a multi-chunk write, short enough
+    /// that a real mistake is reported at once.
+    pub const SETTLE_DELAY: Duration = Duration::from_millis(20);
+
     /// Loads every file into `source` and marks it ready. Nothing is loaded unless every file
     /// reads and validates: the first failure is returned.
     pub fn load(source: Arc<FlagSource>, paths: &[PathBuf]) -> Result<FileWatcher, LoadError> {
@@ -128,14 +263,7 @@ impl FileWatcher {
             let before = stamp(path);
             let text = read(path)?;
             let file = parse(path, &text)?;
-            let watched = WatchedFile {
-                path: path.clone(),
-                name: path.display().to_string(),
-                stamp: before,
-                content: content_hash(&text),
-                read_failure: None,
-            };
-            loaded.push((watched, file));
+            loaded.push((WatchedFile::new(path, before, content_hash(&text)), file));
         }
         let mut files = Vec::with_capacity(loaded.len());
         for (watched, file) in loaded {
@@ -149,6 +277,7 @@ impl FileWatcher {
             source,
             files,
             polls: 0,
+            events: Events::NotStarted,
         })
     }
 
@@ -157,58 +286,210 @@ impl FileWatcher {
         &self.source
     }
 
+    /// Starts listening for file events on the files' directories, then checks every file once
+    /// to catch edits made since loading: from its return on, every edit is seen, by an event
+    /// that [`run`](Self::run) handles. `run` calls it if it was not called. Returns whether
+    /// events are coming: when the directories cannot be watched, a warning is logged and `run`
+    /// polls every [`POLL_ONLY_INTERVAL`](Self::POLL_ONLY_INTERVAL) instead.
+    pub fn watch_events(&mut self) -> bool {
+        if matches!(self.events, Events::NotStarted) {
+            self.events = match DirectoryEvents::watch(&self.directories()) {
+                Ok(events) => Events::Listening(events),
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot watch the flag files' directories ({error}); polling every {:?} \
+                         instead",
+                        Self::POLL_ONLY_INTERVAL
+                    );
+                    Events::Unavailable
+                }
+            };
+            self.check(|_| true, true, Refusal::WhenSettled(Instant::now()));
+        }
+        matches!(self.events, Events::Listening(_))
+    }
+
     /// Checks every file once; a changed file that validates replaces its flags, one that does
     /// not is refused (logged, counted) and the previous flags keep serving. Returns what
     /// happened to each file that changed.
-    pub fn poll(&mut self) -> Vec<Result<Arc<ChangeNotice>, LoadError>> {
+    pub fn poll(&mut self) -> Vec<Outcome> {
+        let full_read = self.count_poll();
+        self.check(|_| true, full_read, Refusal::AtOnce)
+    }
+
+    /// Checks files on file events, polls every `every` as a safety net (at least every
+    /// [`POLL_ONLY_INTERVAL`](Self::POLL_ONLY_INTERVAL) when no events come), and re-checks
+    /// failing files when their [`SETTLE_DELAY`](Self::SETTLE_DELAY) runs out, until `shutdown`
+    /// completes. File reads and parsing run on the blocking pool so a large file never stalls
+    /// request handling.
+    pub async fn run(mut self, every: Duration, shutdown: impl Future<Output = ()>) {
+        if matches!(self.events, Events::NotStarted) {
+            let started = self.on_blocking_pool(|watcher| {
+                watcher.watch_events();
+            });
+            match started.await {
+                Some(watcher) => self = watcher,
+                None => return,
+            }
+        }
+        let mut events = match std::mem::replace(&mut self.events, Events::Unavailable) {
+            Events::Listening(events) => Some(events),
+            Events::NotStarted | Events::Unavailable => None,
+        };
+        let mut tick = poll_timer(every, events.is_some());
+        tokio::pin!(shutdown);
+        loop {
+            let settle_at = self.settle_deadline();
+            // `None`: the event source ended.
+            let trigger = tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                batch = next_batch(&mut events) => batch.map(Trigger::Touched),
+                () = settle_timer(settle_at) => Some(Trigger::Settle),
+                _ = tick.tick() => Some(Trigger::Poll),
+            };
+            let Some(trigger) = trigger else {
+                tracing::warn!(
+                    "flag file events stopped; polling every {:?} instead",
+                    Self::POLL_ONLY_INTERVAL
+                );
+                events = None;
+                tick = poll_timer(every, false);
+                continue;
+            };
+            if let Trigger::Touched(touched) = &trigger
+                && !self.files.iter().any(|file| file.touched(touched))
+            {
+                // Another entry of a watched directory: nothing to read.
+                continue;
+            }
+            match self
+                .on_blocking_pool(move |watcher| {
+                    watcher.handle(trigger, Instant::now());
+                })
+                .await
+            {
+                Some(watcher) => self = watcher,
+                None => return,
+            }
+        }
+    }
+
+    /// Runs `work` on the blocking pool, where reading and parsing files stalls no request;
+    /// `None` if it panicked (logged), which ends the watcher.
+    async fn on_blocking_pool(
+        mut self,
+        work: impl FnOnce(&mut FileWatcher) + Send + 'static,
+    ) -> Option<FileWatcher> {
+        let done = tokio::task::spawn_blocking(move || {
+            work(&mut self);
+            self
+        })
+        .await;
+        match done {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::error!("flag file watcher stopped: {error}");
+                None
+            }
+        }
+    }
+
+    fn handle(&mut self, trigger: Trigger, now: Instant) -> Vec<Outcome> {
+        let refusal = Refusal::WhenSettled(now);
+        match trigger {
+            // Files waiting to settle are left to their settle check.
+            Trigger::Poll => {
+                let full_read = self.count_poll();
+                self.check(|file| file.unsettled.is_none(), full_read, refusal)
+            }
+            // Read even when `stat` looks the same: the event says something happened, and an
+            // in-place edit may keep size and timestamp.
+            Trigger::Touched(touched) => self.check(|file| file.touched(&touched), true, refusal),
+            Trigger::Settle => self.check(|file| file.unsettled.is_some(), true, refusal),
+        }
+    }
+
+    /// The earliest time a failing file may be refused, if one is waiting.
+    fn settle_deadline(&self) -> Option<Instant> {
+        self.files.iter().filter_map(WatchedFile::settles_at).min()
+    }
+
+    /// Counts a poll; returns whether this one reads every file whatever `stat` says.
+    fn count_poll(&mut self) -> bool {
         self.polls = self.polls.wrapping_add(1);
-        let full_read = self.polls.is_multiple_of(FULL_READ_EVERY_POLLS);
+        self.polls.is_multiple_of(FULL_READ_EVERY_POLLS)
+    }
+
+    fn check(
+        &mut self,
+        selected: impl Fn(&WatchedFile) -> bool,
+        read_always: bool,
+        refusal: Refusal,
+    ) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
-        for file in &mut self.files {
-            if let Some(outcome) = poll_file(&self.source, file, full_read) {
+        for file in self.files.iter_mut().filter(|file| selected(file)) {
+            if let Some(outcome) = check_file(&self.source, file, read_always, refusal) {
                 outcomes.push(outcome);
             }
         }
         outcomes
     }
 
-    /// Polls every `every` until `shutdown` completes. File reads and parsing run on the
-    /// blocking pool so a large file never stalls request handling.
-    pub async fn run(mut self, every: Duration, shutdown: impl Future<Output = ()>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = &mut shutdown => return,
-            }
-            let polled = tokio::task::spawn_blocking(move || {
-                self.poll();
-                self
-            })
-            .await;
-            match polled {
-                Ok(watcher) => self = watcher,
-                Err(error) => {
-                    tracing::error!("flag file watcher stopped: {error}");
-                    return;
-                }
-            }
-        }
+    /// The files' directories, each once.
+    fn directories(&self) -> Vec<PathBuf> {
+        let mut directories: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|file| file.directory.clone())
+            .collect();
+        directories.sort();
+        directories.dedup();
+        directories
     }
 }
 
-fn poll_file(
+/// The periodic poll: every `every` while events come, at least every
+/// [`FileWatcher::POLL_ONLY_INTERVAL`] when polling alone. The first tick is one period away:
+/// [`FileWatcher::watch_events`] already caught up with edits made since loading.
+fn poll_timer(every: Duration, events: bool) -> tokio::time::Interval {
+    let every = if events {
+        every
+    } else {
+        every.min(FileWatcher::POLL_ONLY_INTERVAL)
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+async fn next_batch(events: &mut Option<DirectoryEvents>) -> Option<Touched> {
+    match events {
+        Some(events) => events.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn settle_timer(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Looks at one file: `None` when nothing new is seen (or a failure may still settle).
+fn check_file(
     source: &FlagSource,
     file: &mut WatchedFile,
-    full_read: bool,
-) -> Option<Result<Arc<ChangeNotice>, LoadError>> {
+    read_always: bool,
+    refusal: Refusal,
+) -> Option<Outcome> {
     let now = stamp(&file.path);
-    if now == file.stamp && now.is_some() && !full_read {
+    if now == file.stamp && now.is_some() && !read_always {
         return None;
     }
     file.stamp = now;
+    file.link_entry = link_entry(&file.path);
     let text = match read(&file.path) {
         Ok(text) => text,
         Err(error) => {
@@ -216,20 +497,19 @@ fn poll_file(
             if file.read_failure.as_deref() == Some(message.as_str()) {
                 return None;
             }
-            tracing::error!("flag file refused, the previous flags keep serving: {message}");
-            source.record_reload_failure();
-            file.read_failure = Some(message);
-            return Some(Err(error));
+            return refuse(source, file, error, read_failure_hash(&message), refusal);
         }
     };
     file.read_failure = None;
     let hash = content_hash(&text);
     if hash == file.content {
+        file.unsettled = None;
         return None;
     }
-    file.content = hash;
     match parse(&file.path, &text) {
         Ok(flags) => {
+            file.content = hash;
+            file.unsettled = None;
             let count = flags.len();
             let notice = source.put_source(&file.name, flags);
             tracing::info!(
@@ -241,131 +521,44 @@ fn poll_file(
             );
             Some(Ok(notice))
         }
-        Err(error) => {
-            tracing::error!("flag file refused, the previous flags keep serving: {error}");
-            source.record_reload_failure();
-            Some(Err(error))
+        Err(error) => refuse(source, file, error, hash, refusal),
+    }
+}
+
+/// Refuses `file` (logged, counted, returned) unless the failure may be a write in progress.
+fn refuse(
+    source: &FlagSource,
+    file: &mut WatchedFile,
+    error: LoadError,
+    fingerprint: u64,
+    refusal: Refusal,
+) -> Option<Outcome> {
+    if let Refusal::WhenSettled(now) = refusal {
+        match file.unsettled {
+            Some(seen) if seen.fingerprint == fingerprint => {
+                if now.saturating_duration_since(seen.since) < FileWatcher::SETTLE_DELAY {
+                    return None;
+                }
+            }
+            _ => {
+                tracing::debug!("flag file not usable yet, re-checking shortly: {error}");
+                file.unsettled = Some(Unsettled {
+                    fingerprint,
+                    since: now,
+                });
+                return None;
+            }
         }
     }
+    file.unsettled = None;
+    match &error {
+        LoadError::Read { .. } => file.read_failure = Some(error.to_string()),
+        LoadError::Invalid { .. } => file.content = fingerprint,
+    }
+    tracing::error!("flag file refused, the previous flags keep serving: {error}");
+    source.record_reload_failure();
+    Some(Err(error))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ramp_flags::resolve::ValueType;
-    use serde_json::{Map, Value, json};
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(label: &str) -> TempDir {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let path = std::env::temp_dir()
-                .join(format!("ramp-flagd-{label}-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&path).expect("create temp dir");
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn flag_json(value: &str) -> String {
-        format!(
-            r#"{{"flags":{{"color":{{"state":"ENABLED","variants":{{"v":"{value}"}},"defaultVariant":"v"}}}}}}"#
-        )
-    }
-
-    fn served(source: &FlagSource) -> Option<Value> {
-        source
-            .current()
-            .evaluate("color", &Map::new(), ValueType::Any, 0)
-            .value
-    }
-
-    #[test]
-    fn valid_edits_swap_in_and_invalid_ones_keep_the_last_good_flags() {
-        let dir = TempDir::new("watch");
-        let path = dir.0.join("flags.json");
-        std::fs::write(&path, flag_json("red")).unwrap();
-        let source = Arc::new(FlagSource::new());
-        let mut watcher =
-            FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
-        assert!(source.is_ready());
-        assert_eq!(served(&source), Some(json!("red")));
-        assert!(watcher.poll().is_empty(), "nothing changed yet");
-
-        std::fs::write(&path, flag_json("blue-ish")).unwrap();
-        let outcomes = watcher.poll();
-        assert_eq!(outcomes.len(), 1);
-        assert!(outcomes[0].is_ok(), "{outcomes:?}");
-        assert_eq!(served(&source), Some(json!("blue-ish")));
-
-        let broken = r#"{"flags":{"color":{"state":"ENABLED","variants":{"v":"x"},"defaultVariant":"nope"}}}"#;
-        std::fs::write(&path, broken).unwrap();
-        let outcomes = watcher.poll();
-        let error = outcomes[0].as_ref().unwrap_err().to_string();
-        assert!(error.contains("flags.json"), "{error}");
-        assert!(error.contains("$.flags['color'].defaultVariant"), "{error}");
-        assert_eq!(served(&source), Some(json!("blue-ish")));
-        assert_eq!(source.reload_failures(), 1);
-        assert!(watcher.poll().is_empty(), "a refused edit is reported once");
-    }
-
-    #[test]
-    fn same_size_in_place_edits_are_found_by_the_periodic_full_read() {
-        let dir = TempDir::new("same-size");
-        let path = dir.0.join("flags.json");
-        std::fs::write(&path, flag_json("red")).unwrap();
-        let source = Arc::new(FlagSource::new());
-        let mut watcher =
-            FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
-        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, flag_json("tan")).unwrap();
-        // Make the edit invisible to `stat`: same size, same inode, same mtime.
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(before)
-            .unwrap();
-        let seen = (0..FULL_READ_EVERY_POLLS).any(|_| !watcher.poll().is_empty());
-        assert!(seen, "the edit was never noticed");
-        assert_eq!(served(&source), Some(json!("tan")));
-    }
-
-    #[test]
-    fn later_files_win_and_yaml_is_read_by_extension() {
-        let dir = TempDir::new("order");
-        let first = dir.0.join("a.json");
-        let second = dir.0.join("b.yaml");
-        std::fs::write(&first, flag_json("red")).unwrap();
-        std::fs::write(
-            &second,
-            "flags:\n  color:\n    state: ENABLED\n    variants: {v: green}\n    defaultVariant: v\n",
-        )
-        .unwrap();
-        let source = Arc::new(FlagSource::new());
-        FileWatcher::load(Arc::clone(&source), &[first, second]).unwrap();
-        assert_eq!(served(&source), Some(json!("green")));
-    }
-
-    #[test]
-    fn startup_fails_on_any_bad_file_and_loads_nothing() {
-        let dir = TempDir::new("startup");
-        let good = dir.0.join("good.json");
-        std::fs::write(&good, flag_json("red")).unwrap();
-        let missing = dir.0.join("missing.json");
-        let source = Arc::new(FlagSource::new());
-        let error = FileWatcher::load(Arc::clone(&source), &[good, missing]).unwrap_err();
-        assert!(matches!(error, LoadError::Read { .. }));
-        assert!(error.to_string().contains("missing.json"));
-        assert_eq!(source.generation(), 0);
-        assert!(!source.is_ready());
-    }
-}
+mod tests;

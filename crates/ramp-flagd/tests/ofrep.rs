@@ -299,7 +299,7 @@ async fn file_edits_are_served_and_broken_edits_refused() {
         &path,
         r#"{"flags": {"static-bool": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "gone"}}}"#,
     );
-    // Give the watcher several polls to see (and refuse) the broken file.
+    // The refusal comes once the broken content has settled.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while server.source.reload_failures() == 0 {
         assert!(
@@ -323,6 +323,52 @@ async fn file_edits_are_served_and_broken_edits_refused() {
             .contains("ramp_flags_config_reload_failures_total 1\n"),
         "{}",
         metrics.body
+    );
+}
+
+/// A rule that needs both a configured context value (`email`) and a caller's key (`plan`).
+const PRO_FOR_A: &str = r#"{"flags": {"offer": {"state": "ENABLED",
+  "variants": {"pro": "pro-offer", "none": "no-offer"}, "defaultVariant": "none",
+  "targeting": {"if": [{"and": [{"==": [{"var": "email"}, "a@example.com"]},
+                                {"==": [{"var": "plan"}, "pro"]}]}, "pro", null]}}}}"#;
+
+#[tokio::test]
+async fn static_context_values_join_every_request_and_win_over_the_callers() {
+    let options = OfrepOptions {
+        context_values: json!({"email": "a@example.com"})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+        ..OfrepOptions::default()
+    };
+    let server = FlagServer::start(&[("offer.json", PRO_FOR_A)], options).await;
+
+    let caller_keys_kept = r#"{"context": {"plan": "pro"}}"#;
+    let single = server.evaluate("offer", caller_keys_kept, &[]).await.json();
+    assert_eq!(
+        (&single["reason"], &single["value"]),
+        (&json!("TARGETING_MATCH"), &json!("pro-offer"))
+    );
+    let overridden = r#"{"context": {"plan": "pro", "email": "z@example.com"}}"#;
+    let single = server.evaluate("offer", overridden, &[]).await.json();
+    assert_eq!(
+        single["value"], "pro-offer",
+        "the configured email wins: {single}"
+    );
+    let bulk = server.evaluate_all(overridden, &[]).await.json();
+    assert_eq!(bulk["flags"][0]["value"], "pro-offer", "{bulk}");
+    let without_plan = server.evaluate("offer", "{}", &[]).await.json();
+    assert_eq!(without_plan["value"], "no-offer", "{without_plan}");
+
+    let unconfigured =
+        FlagServer::start(&[("offer.json", PRO_FOR_A)], OfrepOptions::default()).await;
+    let plain = unconfigured
+        .evaluate("offer", caller_keys_kept, &[])
+        .await
+        .json();
+    assert_eq!(
+        plain["value"], "no-offer",
+        "without context values: {plain}"
     );
 }
 

@@ -2,6 +2,7 @@
 //! OFREP, reloaded when they change.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use clap::Args;
 use ramp_flagd::grpc::{self, GrpcOptions};
 use ramp_flagd::ofrep::{DEFAULT_MAX_BODY_BYTES, OfrepOptions};
 use ramp_flagd::{EvaluationMetrics, FileWatcher, FlagSource, WATCH_INTERVAL, management, ofrep};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -45,10 +46,29 @@ pub(crate) struct ServeArgs {
     /// Larger OFREP request bodies are answered 413, larger gRPC messages OUT_OF_RANGE.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
-    /// Static evaluation context as `KEY=VALUE` (repeatable): joins every gRPC evaluation,
-    /// winning over the caller's keys, and is the sync context in-process providers receive.
+    /// Static evaluation context as `KEY=VALUE` (repeatable): joins every gRPC and OFREP
+    /// evaluation, winning over the caller's keys, and is the sync context in-process providers
+    /// receive.
     #[arg(long = "context-value", short = 'X', value_name = "KEY=VALUE", value_parser = parse_context_value)]
     context_values: Vec<(String, String)>,
+    /// Worker threads serving requests (default: one per CPU).
+    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    workers: Option<NonZeroUsize>,
+}
+
+impl ServeArgs {
+    /// The runtime's worker threads, `None` for tokio's default (one per CPU). Read before the
+    /// runtime is built, since a runtime's thread count is fixed.
+    pub(crate) fn workers(&self) -> Option<usize> {
+        self.workers.map(NonZeroUsize::get)
+    }
+}
+
+fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
+    let count: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of threads"))?;
+    NonZeroUsize::new(count).ok_or_else(|| "at least one worker thread is needed".to_owned())
 }
 
 fn parse_context_value(text: &str) -> Result<(String, String), String> {
@@ -71,7 +91,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--token must not be empty");
     }
     let source = Arc::new(FlagSource::new());
-    let watcher = FileWatcher::load(Arc::clone(&source), &args.files)?;
+    let mut watcher = FileWatcher::load(Arc::clone(&source), &args.files)?;
+    // Before serving, so no edit from here on is missed; polling alone if this fails.
+    let file_events = watcher.watch_events();
     let metrics = Arc::new(EvaluationMetrics::new());
     let grpc_listener = bind(args.grpc_listen, "grpc-listen").await?;
     let sync_listener = bind(args.sync_listen, "sync-listen").await?;
@@ -84,6 +106,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         management = %management_listener.local_addr()?,
         files = args.files.len(),
         auth = args.token.is_some(),
+        file_events,
         "serving flags"
     );
 
@@ -94,19 +117,21 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
+    let context_values: Map<String, Value> = args
+        .context_values
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
     let grpc_options = GrpcOptions {
         token: args.token.clone(),
         max_message_bytes: args.max_body_bytes,
-        context_values: args
-            .context_values
-            .into_iter()
-            .map(|(key, value)| (key, Value::String(value)))
-            .collect(),
+        context_values: context_values.clone(),
         ..GrpcOptions::default()
     };
     let ofrep_options = OfrepOptions {
         token: args.token,
         max_body_bytes: args.max_body_bytes,
+        context_values,
     };
     let evaluation_server = tokio::spawn(grpc::serve_evaluation(
         grpc_listener,
@@ -159,6 +184,37 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let base = ["serve", "-f", "flags.json"];
+        Serve::try_parse_from(base.iter().chain(extra)).map(|serve| serve.args)
+    }
+
+    #[test]
+    fn workers_default_to_the_runtime_default_and_zero_is_refused() {
+        assert_eq!(parse(&[]).expect("defaults").workers(), None);
+        assert_eq!(
+            parse(&["--workers", "3"]).expect("three").workers(),
+            Some(3)
+        );
+        let zero = parse(&["--workers", "0"]).expect_err("zero workers");
+        assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+        let message = zero.to_string();
+        assert!(message.contains("--workers"), "{message}");
+        assert!(message.contains("at least one worker thread"), "{message}");
+        let words = parse(&["--workers", "many"]).expect_err("not a number");
+        assert!(
+            words.to_string().contains("not a number of threads"),
+            "{words}"
+        );
+    }
 
     #[test]
     fn context_values_are_key_equals_value() {

@@ -6,6 +6,7 @@
 //!   metadata, and an `ETag` so a polling client gets 304 while nothing it sees changed.
 //! - `Flagd-Selector: flagSetId=<id>` or `source=<name>` narrows the flags a request sees.
 //! - With a token configured, requests need `Authorization: Bearer T` or `X-API-Key: T`.
+//! - Static context values ([`OfrepOptions::context_values`]) join every request's context.
 
 mod auth;
 mod etag;
@@ -45,6 +46,9 @@ pub struct OfrepOptions {
     pub token: Option<String>,
     /// Larger request bodies are answered 413.
     pub max_body_bytes: usize,
+    /// Static evaluation context (flagd's `--context-value`): added to every request's context,
+    /// where it wins over the caller's keys, as on the gRPC services.
+    pub context_values: Map<String, Value>,
 }
 
 impl Default for OfrepOptions {
@@ -52,6 +56,7 @@ impl Default for OfrepOptions {
         OfrepOptions {
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            context_values: Map::new(),
         }
     }
 }
@@ -61,6 +66,7 @@ struct Shared {
     source: Arc<FlagSource>,
     metrics: Arc<EvaluationMetrics>,
     token: Option<String>,
+    context_values: Map<String, Value>,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -75,6 +81,7 @@ pub fn router(
         source,
         metrics,
         token: options.token,
+        context_values: options.context_values,
     });
     axum::Router::new()
         .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
@@ -164,9 +171,13 @@ impl Refusal {
     }
 }
 
-/// Reads the selector header and the body's context. The request is taken whole so its headers
-/// are read in place rather than copied into an extractor's map.
-async fn read_query(request: Request) -> Result<Query, Refusal> {
+/// Reads the selector header and the body's context, with the static `context_values` laid over
+/// it. The request is taken whole so its headers are read in place rather than copied into an
+/// extractor's map.
+async fn read_query(
+    request: Request,
+    context_values: &Map<String, Value>,
+) -> Result<Query, Refusal> {
     let selector = match request.headers().get(SELECTOR_HEADER) {
         None => Ok(Selector::All),
         Some(value) => value
@@ -191,8 +202,9 @@ async fn read_query(request: Request) -> Result<Query, Refusal> {
             }
         })?;
     let selector = selector?;
-    let context = wire::parse_context(&body)
+    let mut context = wire::parse_context(&body)
         .map_err(|details| Refusal::bad_request(ErrorCode::InvalidContext, details))?;
+    overlay_context_values(&mut context, context_values);
     Ok(Query {
         selector,
         context,
@@ -206,7 +218,7 @@ async fn evaluate_one(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let query = match read_query(request).await {
+    let query = match read_query(request, &shared.context_values).await {
         Ok(query) => query,
         Err(refusal) => return refusal.respond(Some(&key)),
     };
@@ -230,7 +242,7 @@ async fn evaluate_one(
 
 /// `POST /ofrep/v1/evaluate/flags`.
 async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
-    let query = match read_query(request).await {
+    let query = match read_query(request, &shared.context_values).await {
         Ok(query) => query,
         Err(refusal) => return refusal.respond(None),
     };
@@ -263,6 +275,19 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
+}
+
+/// Lays static context values over a request's context: a configured key replaces the caller's,
+/// as flagd merges `--context-value`. One rule for every protocol that takes a context.
+pub(crate) fn overlay_context_values(
+    context: &mut Map<String, Value>,
+    context_values: &Map<String, Value>,
+) {
+    context.extend(
+        context_values
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
 }
 
 fn record(metrics: &EvaluationMetrics, resolution: &Resolution<'_>) {

@@ -1,0 +1,299 @@
+//! Loading, polling, and the decisions taken on events and settle checks, driven step by step
+//! with explicit times.
+
+use super::*;
+use ramp_flags::model::Selector;
+use ramp_flags::resolve::ValueType;
+use serde_json::{Map, Value, json};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("ramp-flagd-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn flag_json(value: &str) -> String {
+    format!(
+        r#"{{"flags":{{"color":{{"state":"ENABLED","variants":{{"v":"{value}"}},"defaultVariant":"v"}}}}}}"#
+    )
+}
+
+fn served(source: &FlagSource) -> Option<Value> {
+    source
+        .current()
+        .evaluate("color", &Map::new(), ValueType::Any, 0)
+        .value
+}
+
+#[test]
+fn valid_edits_swap_in_and_invalid_ones_keep_the_last_good_flags() {
+    let dir = TempDir::new("watch");
+    let path = dir.0.join("flags.json");
+    std::fs::write(&path, flag_json("red")).unwrap();
+    let source = Arc::new(FlagSource::new());
+    let mut watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
+    assert!(source.is_ready());
+    assert_eq!(served(&source), Some(json!("red")));
+    assert!(watcher.poll().is_empty(), "nothing changed yet");
+
+    std::fs::write(&path, flag_json("blue-ish")).unwrap();
+    let outcomes = watcher.poll();
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(served(&source), Some(json!("blue-ish")));
+
+    let broken =
+        r#"{"flags":{"color":{"state":"ENABLED","variants":{"v":"x"},"defaultVariant":"nope"}}}"#;
+    std::fs::write(&path, broken).unwrap();
+    let outcomes = watcher.poll();
+    let error = outcomes[0].as_ref().unwrap_err().to_string();
+    assert!(error.contains("flags.json"), "{error}");
+    assert!(error.contains("$.flags['color'].defaultVariant"), "{error}");
+    assert_eq!(served(&source), Some(json!("blue-ish")));
+    assert_eq!(source.reload_failures(), 1);
+    assert!(watcher.poll().is_empty(), "a refused edit is reported once");
+}
+
+#[test]
+fn same_size_in_place_edits_are_found_by_the_periodic_full_read() {
+    let dir = TempDir::new("same-size");
+    let path = dir.0.join("flags.json");
+    std::fs::write(&path, flag_json("red")).unwrap();
+    let source = Arc::new(FlagSource::new());
+    let mut watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, flag_json("tan")).unwrap();
+    // Make the edit invisible to `stat`: same size, same inode, same mtime.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let seen = (0..FULL_READ_EVERY_POLLS).any(|_| !watcher.poll().is_empty());
+    assert!(seen, "the edit was never noticed");
+    assert_eq!(served(&source), Some(json!("tan")));
+}
+
+fn touched(path: &Path) -> Trigger {
+    Trigger::Touched(Touched {
+        paths: vec![path.to_owned()],
+        everything: false,
+    })
+}
+
+fn loaded(dir: &TempDir, value: &str) -> (PathBuf, Arc<FlagSource>, FileWatcher) {
+    let path = dir.0.join("flags.json");
+    std::fs::write(&path, flag_json(value)).unwrap();
+    let source = Arc::new(FlagSource::new());
+    let watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
+    (path, source, watcher)
+}
+
+const SETTLE: Duration = FileWatcher::SETTLE_DELAY;
+
+#[test]
+fn a_half_written_file_waits_for_its_end_instead_of_being_refused() {
+    let dir = TempDir::new("half");
+    let (path, source, mut watcher) = loaded(&dir, "red");
+    let full = flag_json("blue");
+    let start = Instant::now();
+    std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+    assert!(watcher.handle(touched(&path), start).is_empty());
+    assert_eq!(watcher.settle_deadline(), Some(start + SETTLE));
+    let early = start + SETTLE / 4;
+    assert!(watcher.handle(Trigger::Settle, early).is_empty());
+    assert!(
+        watcher.handle(Trigger::Poll, early).is_empty(),
+        "polls leave it to settle"
+    );
+    assert_eq!(
+        served(&source),
+        Some(json!("red")),
+        "the last good flags serve"
+    );
+
+    std::fs::write(&path, &full).unwrap();
+    let outcomes = watcher.handle(touched(&path), early);
+    assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
+    assert_eq!(served(&source), Some(json!("blue")));
+    assert_eq!(watcher.settle_deadline(), None);
+    assert!(
+        watcher
+            .handle(Trigger::Settle, start + SETTLE * 2)
+            .is_empty()
+    );
+    assert_eq!(source.reload_failures(), 0);
+}
+
+#[test]
+fn failing_content_is_refused_once_it_stood_for_the_settle_delay() {
+    let dir = TempDir::new("settle");
+    let (path, source, mut watcher) = loaded(&dir, "red");
+    let start = Instant::now();
+    std::fs::write(&path, r#"{"flags": {"color": "#).unwrap();
+    assert!(watcher.handle(touched(&path), start).is_empty());
+    // Still being written at the deadline: the wait starts again from the new content.
+    std::fs::write(&path, r#"{"flags": {"color": {"state": "#).unwrap();
+    let changed = start + SETTLE;
+    assert!(watcher.handle(Trigger::Settle, changed).is_empty());
+    assert_eq!(watcher.settle_deadline(), Some(changed + SETTLE));
+    assert_eq!(source.reload_failures(), 0);
+
+    let outcomes = watcher.handle(Trigger::Settle, changed + SETTLE);
+    assert!(
+        matches!(outcomes.as_slice(), [Err(LoadError::Invalid { .. })]),
+        "{outcomes:?}"
+    );
+    assert_eq!(source.reload_failures(), 1);
+    assert_eq!(served(&source), Some(json!("red")));
+    let later = changed + SETTLE * 3;
+    assert!(
+        watcher.handle(touched(&path), later).is_empty(),
+        "reported once"
+    );
+    assert!(watcher.handle(Trigger::Poll, later).is_empty());
+    assert_eq!(watcher.settle_deadline(), None);
+}
+
+#[test]
+fn a_file_missing_during_a_replace_is_not_refused() {
+    let dir = TempDir::new("replace");
+    let (path, source, mut watcher) = loaded(&dir, "red");
+    let start = Instant::now();
+    std::fs::remove_file(&path).unwrap();
+    assert!(watcher.handle(touched(&path), start).is_empty());
+    std::fs::write(&path, flag_json("green")).unwrap();
+    let outcomes = watcher.handle(touched(&path), start + SETTLE / 2);
+    assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
+    assert_eq!(served(&source), Some(json!("green")));
+    assert_eq!(source.reload_failures(), 0);
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(watcher.handle(touched(&path), start + SETTLE).is_empty());
+    let outcomes = watcher.handle(Trigger::Settle, start + SETTLE * 2);
+    assert!(
+        matches!(outcomes.as_slice(), [Err(LoadError::Read { .. })]),
+        "{outcomes:?}"
+    );
+    assert_eq!(source.reload_failures(), 1);
+}
+
+#[test]
+fn events_concern_the_file_its_link_entry_and_directory_only() {
+    let dir = TempDir::new("link");
+    std::fs::create_dir(dir.0.join("..v1")).unwrap();
+    std::fs::write(dir.0.join("..v1/flags.json"), flag_json("red")).unwrap();
+    std::os::unix::fs::symlink("..v1", dir.0.join("..data")).unwrap();
+    let path = dir.0.join("flags.json");
+    std::os::unix::fs::symlink("..data/flags.json", &path).unwrap();
+    let other = dir.0.join("other.json");
+    std::fs::write(&other, flag_json("blue")).unwrap();
+    let source = Arc::new(FlagSource::new());
+    let mut watcher =
+        FileWatcher::load(Arc::clone(&source), &[path.clone(), other.clone()]).unwrap();
+    let linked = &watcher.files[0];
+    assert_eq!(
+        linked.link_entry.as_deref(),
+        Some(std::ffi::OsStr::new("..data"))
+    );
+    assert!(linked.concerned_by(&path));
+    assert!(linked.concerned_by(&dir.0.join("..data")));
+    assert!(linked.concerned_by(&dir.0));
+    assert!(!linked.concerned_by(&other));
+    assert!(!linked.concerned_by(&dir.0.join("..v1")));
+    assert_eq!(watcher.directories(), vec![dir.0.clone()]);
+
+    // The ConfigMap swap: a new version directory, `..data` renamed over to point at it.
+    std::fs::create_dir(dir.0.join("..v2")).unwrap();
+    std::fs::write(dir.0.join("..v2/flags.json"), flag_json("green")).unwrap();
+    std::os::unix::fs::symlink("..v2", dir.0.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).unwrap();
+    let outcomes = watcher.handle(touched(&dir.0.join("..data")), Instant::now());
+    assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
+    let linked_only = Selector::parse(&format!("source={}", path.display())).unwrap();
+    let store = source.current();
+    let value = store
+        .select(&linked_only)
+        .evaluate("color", &Map::new(), ValueType::Any, 0)
+        .value;
+    assert_eq!(value, Some(json!("green")));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// However a valid edit is cut into chunks, and whenever the chunks' events are handled
+    /// within the settle delay, nothing is refused, nothing broken is served, and the
+    /// finished file is.
+    #[test]
+    fn chunked_writes_are_accepted_whole(
+        cuts in proptest::collection::btree_set(1usize..60, 0..5),
+        gaps in proptest::collection::vec(0u32..5, 6),
+    ) {
+        let dir = TempDir::new("chunks");
+        let (path, source, mut watcher) = loaded(&dir, "red");
+        let full = flag_json("a-rather-longer-value");
+        let mut ends: Vec<usize> = cuts.into_iter().filter(|cut| *cut < full.len()).collect();
+        ends.push(full.len());
+        let mut now = Instant::now();
+        for (end, gap) in ends.iter().zip(&gaps) {
+            std::fs::write(&path, &full[..*end]).unwrap();
+            now += SETTLE * *gap / 5;
+            watcher.handle(touched(&path), now);
+            watcher.handle(Trigger::Settle, now);
+            let value = served(&source);
+            proptest::prop_assert!(
+                value == Some(json!("red")) || value == Some(json!("a-rather-longer-value")),
+                "{value:?}"
+            );
+        }
+        proptest::prop_assert_eq!(served(&source), Some(json!("a-rather-longer-value")));
+        proptest::prop_assert_eq!(source.reload_failures(), 0);
+        proptest::prop_assert_eq!(watcher.settle_deadline(), None);
+    }
+}
+
+#[test]
+fn later_files_win_and_yaml_is_read_by_extension() {
+    let dir = TempDir::new("order");
+    let first = dir.0.join("a.json");
+    let second = dir.0.join("b.yaml");
+    std::fs::write(&first, flag_json("red")).unwrap();
+    std::fs::write(
+        &second,
+        "flags:\n  color:\n    state: ENABLED\n    variants: {v: green}\n    defaultVariant: v\n",
+    )
+    .unwrap();
+    let source = Arc::new(FlagSource::new());
+    FileWatcher::load(Arc::clone(&source), &[first, second]).unwrap();
+    assert_eq!(served(&source), Some(json!("green")));
+}
+
+#[test]
+fn startup_fails_on_any_bad_file_and_loads_nothing() {
+    let dir = TempDir::new("startup");
+    let good = dir.0.join("good.json");
+    std::fs::write(&good, flag_json("red")).unwrap();
+    let missing = dir.0.join("missing.json");
+    let source = Arc::new(FlagSource::new());
+    let error = FileWatcher::load(Arc::clone(&source), &[good, missing]).unwrap_err();
+    assert!(matches!(error, LoadError::Read { .. }));
+    assert!(error.to_string().contains("missing.json"));
+    assert_eq!(source.generation(), 0);
+    assert!(!source.is_ready());
+}
