@@ -2,8 +2,8 @@
 //! building needs no `protoc`.
 //!
 //! Two trees are written to `OUT_DIR`: `server/` (messages and service traits, compiled into the
-//! library) and `client/` (messages and clients, included by the integration tests, and
-//! exported as `grpc::client` with the `client` feature).
+//! library) and `client/` (messages and clients, exported as `grpc::client` with the `client`
+//! feature, which the integration tests turn on).
 
 use std::path::{Path, PathBuf};
 

@@ -15,6 +15,7 @@
 
 mod auth;
 mod change;
+mod context;
 mod files;
 pub mod grpc;
 pub mod management;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use ramp_flags::resolve::Reason;
+use ramp_flags::resolve::{ErrorCode, Reason};
 use ramp_metrics::{MetricKind, PromWriter};
 
 use crate::source::FlagSource;
@@ -65,6 +65,16 @@ impl EvaluationMetrics {
     /// Counts one request for a key that names no flag.
     pub fn record_unknown_flag(&self) {
         self.unknown_flag.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one evaluation by its outcome: an unknown key is counted apart, so a client
+    /// asking for random keys cannot grow the per-flag table.
+    pub fn record_outcome(&self, key: &str, reason: Reason, error: Option<ErrorCode>) {
+        if error == Some(ErrorCode::FlagNotFound) {
+            self.record_unknown_flag();
+        } else {
+            self.record(key, reason);
+        }
     }
 
     /// Evaluations of `key` with `reason` so far.

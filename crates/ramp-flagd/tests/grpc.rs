@@ -22,19 +22,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-#[allow(
-    unreachable_pub,
-    dead_code,
-    missing_debug_implementations,
-    clippy::all,
-    clippy::pedantic
-)]
-mod proto {
-    include!(concat!(env!("OUT_DIR"), "/client/mod.rs"));
-}
-
-use proto::flagd::evaluation::{v1, v2};
-use proto::flagd::sync::v1 as sync;
+use ramp_flagd::grpc::client::flagd::evaluation::{v1, v2};
+use ramp_flagd::grpc::client::flagd::sync::v1 as sync;
 use support::StopSwitch;
 
 const SHOP: &str = r##"{

@@ -10,8 +10,9 @@ use clap::Subcommand;
 /// `ramp flags ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum FlagsCommand {
-    /// Serve flag files (JSON or YAML) over gRPC and OFREP; edits are picked up within a fifth of a
-    /// second, and an edit that does not validate is refused while the last good flags serve.
+    /// Serve flag files (JSON or YAML) over flagd's gRPC protocols and OFREP; edits are picked
+    /// up within milliseconds, and an edit that does not validate is refused while the last good
+    /// flags serve.
     Serve(serve::ServeArgs),
     /// Check flag lifecycle metadata (owner, type, expires) and find finished release flags;
     /// exits 1 when a finding fails the run, for CI.

@@ -102,7 +102,8 @@ impl Resolver {
             <Q::Value as WireValue>::TYPE,
             now_unix_seconds(),
         );
-        self.record(&evaluation);
+        self.metrics
+            .record_outcome(&evaluation.key, evaluation.reason, evaluation.error_code());
         match &evaluation.error {
             None => Ok(Resolved(evaluation)),
             Some((code, message)) => Err(error_status(*code, message)),
@@ -121,7 +122,11 @@ impl Resolver {
         let flags = store.select(&selector);
         let evaluations = flags.evaluate_all(&context, now_unix_seconds());
         for evaluation in &evaluations {
-            self.record(evaluation);
+            self.metrics.record_outcome(
+                &evaluation.key,
+                evaluation.reason,
+                evaluation.error_code(),
+            );
         }
         Ok(Bulk {
             evaluations,
@@ -132,20 +137,8 @@ impl Resolver {
     /// The request's context with the static context values laid over it, as flagd merges them.
     fn context(&self, request: Option<Struct>) -> Map<String, Value> {
         let mut context = object_from_struct(request);
-        context.extend(
-            self.context_values
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
-        );
+        crate::context::overlay_context_values(&mut context, &self.context_values);
         context
-    }
-
-    fn record(&self, evaluation: &Evaluation) {
-        if evaluation.error_code() == Some(ErrorCode::FlagNotFound) {
-            self.metrics.record_unknown_flag();
-        } else {
-            self.metrics.record(&evaluation.key, evaluation.reason);
-        }
     }
 }
 

@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ramp_flags::model::Selector;
-use ramp_flags::resolve::{ErrorCode, Resolution, ValueType};
+use ramp_flags::resolve::{ErrorCode, ValueType};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
@@ -204,7 +204,7 @@ async fn read_query(
     let selector = selector?;
     let mut context = wire::parse_context(&body)
         .map_err(|details| Refusal::bad_request(ErrorCode::InvalidContext, details))?;
-    overlay_context_values(&mut context, context_values);
+    crate::context::overlay_context_values(&mut context, context_values);
     Ok(Query {
         selector,
         context,
@@ -231,7 +231,9 @@ async fn evaluate_one(
         ValueType::Any,
         now_unix_seconds,
     );
-    record(&shared.metrics, &resolution);
+    shared
+        .metrics
+        .record_outcome(resolution.key, resolution.reason, resolution.error_code());
     let status = match resolution.error_code() {
         None => StatusCode::OK,
         Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
@@ -250,7 +252,9 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
     let flags = store.select(&query.selector);
     let resolutions = flags.resolve_all(&query.context, now_unix_seconds);
     for resolution in &resolutions {
-        record(&shared.metrics, resolution);
+        shared
+            .metrics
+            .record_outcome(resolution.key, resolution.reason, resolution.error_code());
     }
     let bulk = Bulk {
         flags: resolutions.iter().map(Outcome::of).collect(),
@@ -275,27 +279,6 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
-}
-
-/// Lays static context values over a request's context: a configured key replaces the caller's,
-/// as flagd merges `--context-value`. One rule for every protocol that takes a context.
-pub(crate) fn overlay_context_values(
-    context: &mut Map<String, Value>,
-    context_values: &Map<String, Value>,
-) {
-    context.extend(
-        context_values
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone())),
-    );
-}
-
-fn record(metrics: &EvaluationMetrics, resolution: &Resolution<'_>) {
-    if resolution.error_code() == Some(ErrorCode::FlagNotFound) {
-        metrics.record_unknown_flag();
-    } else {
-        metrics.record(resolution.key, resolution.reason);
-    }
 }
 
 fn now_unix_seconds() -> u64 {

@@ -1,0 +1,16 @@
+//! The evaluation context every protocol builds from a request.
+
+use serde_json::{Map, Value};
+
+/// Lays static context values over a request's context: a configured key replaces the caller's,
+/// as flagd merges `--context-value`. One rule for every protocol that takes a context.
+pub(crate) fn overlay_context_values(
+    context: &mut Map<String, Value>,
+    context_values: &Map<String, Value>,
+) {
+    context.extend(
+        context_values
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+}
