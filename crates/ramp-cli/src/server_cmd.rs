@@ -27,6 +27,15 @@ pub(crate) struct ServerArgs {
     /// (`flagd.sync.v1`) here, e.g. 127.0.0.1:8015; off unless given.
     #[arg(long, value_name = "ADDR", value_parser = crate::parse_listen)]
     flags_sync_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN` from flag clients on the
+    /// OFREP and gRPC listeners above.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RAMP_FLAGS_TOKEN",
+        hide_env_values = true
+    )]
+    flags_token: Option<String>,
     /// On exit, leave instances and routers serving for the next `ramp server` to adopt
     /// (for upgrades); by default they are drained and stopped.
     #[arg(long)]
@@ -41,6 +50,10 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.flags_ofrep_listen = args.flags_ofrep_listen;
     config.flags_grpc_listen = args.flags_grpc_listen;
     config.flags_sync_listen = args.flags_sync_listen;
+    if args.flags_token.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("--flags-token must not be empty");
+    }
+    config.flags_token = args.flags_token;
     let server = Server::start(config).await?;
     println!(
         "ramp server: API on http://{} (try: ramp get services)",

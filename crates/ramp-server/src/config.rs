@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// Where flagd's gRPC sync service (`flagd.sync.v1`) streams the control plane's flags to
     /// in-process providers; `None` (the default) serves none.
     pub flags_sync_listen: Option<SocketAddr>,
+    /// The token flag clients must present on OFREP and gRPC (`Authorization: Bearer` or
+    /// `X-API-Key`); `None` (the default) serves everyone who can reach the listeners.
+    pub flags_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             flags_ofrep_listen: None,
             flags_grpc_listen: None,
             flags_sync_listen: None,
+            flags_token: None,
         }
     }
 

@@ -102,8 +102,12 @@ impl Server {
         let api_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Internal(e.to_string()))?;
-        let flag_servers =
-            FlagServers::start(flag_listeners, inner.flags.source(), &inner.flag_metrics)?;
+        let flag_servers = FlagServers::start(
+            flag_listeners,
+            inner.flags.source(),
+            &inner.flag_metrics,
+            config.flags_token.as_deref(),
+        )?;
         let (api_stop, stopped) = oneshot::channel::<()>();
         let app = crate::api::router(Arc::clone(&inner));
         let api_task = tokio::spawn(async move {

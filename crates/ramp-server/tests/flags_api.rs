@@ -65,8 +65,14 @@ struct Plane {
 
 impl Plane {
     async fn start(tag: &str) -> Plane {
+        Self::start_with(tag, None).await
+    }
+
+    /// Same, with flag clients required to present `token`.
+    async fn start_with(tag: &str, token: Option<&str>) -> Plane {
         let dir = TempDir::new(tag);
         let mut config = ServerConfig::new(dir.path().join("data"));
+        config.flags_token = token.map(str::to_owned);
         config.api_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.flags_ofrep_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.flags_grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -136,31 +142,50 @@ impl Plane {
 
     /// `POST /ofrep/v1/evaluate/flags/{key}` with `context`.
     async fn evaluate(&self, key: &str, context: Value) -> (u16, Value) {
+        self.evaluate_as(key, context, &[]).await
+    }
+
+    /// [`evaluate`](Self::evaluate) with extra request headers (credentials).
+    async fn evaluate_as(
+        &self,
+        key: &str,
+        context: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let addr = self.server().flags_ofrep_addr().expect("OFREP configured");
         let body = json!({ "context": context }).to_string();
-        request(
-            addr,
-            "POST",
-            &format!("/ofrep/v1/evaluate/flags/{key}"),
-            Some(&body),
-        )
-        .await
+        let path = format!("/ofrep/v1/evaluate/flags/{key}");
+        request_with(addr, "POST", &path, Some(&body), headers).await
     }
 }
 
 async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    request_with(addr, method, path, body, &[]).await
+}
+
+async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
         tokio::spawn(conn);
-        let request = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method)
             .uri(path)
             .header("host", addr.to_string())
             .header("content-type", "application/json")
-            .header("x-ramp-actor", "alice")
+            .header("x-ramp-actor", "alice");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
@@ -629,4 +654,48 @@ async fn api_changes_reach_grpc_evaluation_event_streams_and_sync() {
     plane.stop().await;
     assert!(ends(&mut events).await, "the event stream ends");
     assert!(ends(&mut synced).await, "the sync stream ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_clients_must_present_the_configured_token() {
+    let plane = Plane::start_with("token", Some("s3cret")).await;
+    plane
+        .api_ok("PUT", "/api/v1/flags/checkout", Some(CHECKOUT))
+        .await;
+    let pro = json!({"plan": "pro"});
+
+    let (status, _) = plane.evaluate("checkout", pro.clone()).await;
+    assert_eq!(status, 401, "OFREP without credentials");
+    let wrong = plane
+        .evaluate_as("checkout", pro.clone(), &[("x-api-key", "guess")])
+        .await;
+    assert_eq!(wrong.0, 403, "OFREP with the wrong key: {}", wrong.1);
+    let (status, answer) = plane
+        .evaluate_as("checkout", pro, &[("authorization", "Bearer s3cret")])
+        .await;
+    assert_eq!((status, &answer["value"]), (200, &json!("v2")), "{answer}");
+
+    let mut evaluation = v2::service_client::ServiceClient::new(
+        grpc_channel(plane.server().flags_grpc_addr()).await,
+    );
+    let request = || v2::ResolveStringRequest {
+        flag_key: "checkout".to_owned(),
+        context: Some(context(&[("plan", "pro")])),
+    };
+    let refused = evaluation
+        .resolve_string(request())
+        .await
+        .expect_err("gRPC without credentials is refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut authorised = tonic::Request::new(request());
+    authorised
+        .metadata_mut()
+        .insert("x-api-key", "s3cret".parse().expect("ascii"));
+    let answer = evaluation
+        .resolve_string(authorised)
+        .await
+        .expect("resolves with the token")
+        .into_inner();
+    assert_eq!(answer.value.as_deref(), Some("v2"));
+    plane.stop().await;
 }

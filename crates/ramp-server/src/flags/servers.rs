@@ -60,13 +60,23 @@ impl FlagServers {
         listeners: FlagListeners,
         source: &Arc<FlagSource>,
         metrics: &Arc<EvaluationMetrics>,
+        token: Option<&str>,
     ) -> Result<FlagServers, ServerError> {
+        let ofrep_options = || OfrepOptions {
+            token: token.map(str::to_owned),
+            ..OfrepOptions::default()
+        };
+        let grpc_options = || GrpcOptions {
+            token: token.map(str::to_owned),
+            ..GrpcOptions::default()
+        };
         let ofrep = listeners
             .ofrep
             .map(|listener| {
                 let (source, metrics) = (Arc::clone(source), Arc::clone(metrics));
+                let options = ofrep_options();
                 Background::spawn(listener, "OFREP", move |listener, shutdown| {
-                    ofrep::serve(listener, source, metrics, OfrepOptions::default(), shutdown)
+                    ofrep::serve(listener, source, metrics, options, shutdown)
                 })
             })
             .transpose()?;
@@ -74,14 +84,9 @@ impl FlagServers {
             .grpc
             .map(|listener| {
                 let (source, metrics) = (Arc::clone(source), Arc::clone(metrics));
+                let options = grpc_options();
                 Background::spawn(listener, "gRPC evaluation", move |listener, shutdown| {
-                    grpc::serve_evaluation(
-                        listener,
-                        source,
-                        metrics,
-                        GrpcOptions::default(),
-                        shutdown,
-                    )
+                    grpc::serve_evaluation(listener, source, metrics, options, shutdown)
                 })
             })
             .transpose()?;
@@ -89,8 +94,9 @@ impl FlagServers {
             .sync
             .map(|listener| {
                 let source = Arc::clone(source);
+                let options = grpc_options();
                 Background::spawn(listener, "gRPC sync", move |listener, shutdown| {
-                    grpc::serve_sync(listener, source, GrpcOptions::default(), shutdown)
+                    grpc::serve_sync(listener, source, options, shutdown)
                 })
             })
             .transpose()?;

@@ -6,9 +6,9 @@ use ramp_flags::resolve::{Evaluation, Reason, ValueType};
 use ramp_store::Store;
 use serde_json::{Map, Value, json};
 
-use crate::test_support::TempDir;
 use super::{FLAG_SOURCE_NAME, FlagService};
 use crate::error::ServerError;
+use crate::test_support::TempDir;
 
 fn service(dir: &TempDir) -> (Arc<Store>, FlagService) {
     let store = Arc::new(Store::open(dir.path()).unwrap());
