@@ -19,6 +19,7 @@ from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 from harness.applicability import Outcome, Scenario, verdict
 from harness.launchpad import RampServer
+from harness.modes import server_fractional
 from harness.testbed import features_dir
 from harness.world import World
 
@@ -88,7 +89,13 @@ def ramp_server(
 
 @pytest.fixture
 def world(mode, ramp_server: RampServer, request: pytest.FixtureRequest) -> Iterator[World]:
-    world = World(mode=mode, server=ramp_server, domain=request.node.nodeid)
+    tags = frozenset(marker.name for marker in request.node.iter_markers())
+    world = World(
+        mode=mode,
+        server=ramp_server,
+        domain=request.node.nodeid,
+        fractional=server_fractional(mode, tags),
+    )
     yield world
     api.clear_providers()
     ramp_server.settle()

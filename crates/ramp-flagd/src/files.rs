@@ -15,6 +15,9 @@
 //! accepted as soon as its last chunk's event arrives. A partial file that happens to be valid
 //! (YAML cut at a line end) is served like any valid edit; writing a sibling file and renaming
 //! it over the old one rules that out.
+//!
+//! Rules are compiled with the [`LogicOptions`] the watcher was loaded with, at start and at
+//! every reload alike, so an edit never changes how `fractional` buckets.
 
 mod events;
 
@@ -27,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ramp_flags::logic::LogicOptions;
 use ramp_flags::model::{FlagFile, Format, ModelErrors};
 
 use crate::change::ChangeNotice;
@@ -70,7 +74,7 @@ pub enum LoadError {
 /// `.yml`), or the content when the extension says nothing.
 pub fn load_file(path: &Path) -> Result<FlagFile, LoadError> {
     let text = read(path)?;
-    parse(path, &text)
+    parse(path, &text, &LogicOptions::default())
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
@@ -80,13 +84,13 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-fn parse(path: &Path, text: &str) -> Result<FlagFile, LoadError> {
+fn parse(path: &Path, text: &str, options: &LogicOptions) -> Result<FlagFile, LoadError> {
     let format = path
         .file_name()
         .and_then(|name| name.to_str())
         .and_then(Format::from_file_name)
         .unwrap_or(Format::Auto);
-    FlagFile::parse(text, format).map_err(|errors| LoadError::Invalid {
+    FlagFile::parse_with(text, format, options).map_err(|errors| LoadError::Invalid {
         path: path.to_owned(),
         errors,
     })
@@ -240,6 +244,8 @@ enum Events {
 #[derive(Debug)]
 pub struct FileWatcher {
     source: Arc<FlagSource>,
+    /// How every load and reload compiles rules.
+    options: LogicOptions,
     files: Vec<WatchedFile>,
     polls: u32,
     events: Events,
@@ -255,14 +261,25 @@ impl FileWatcher {
     /// that a real mistake is reported at once.
     pub const SETTLE_DELAY: Duration = Duration::from_millis(20);
 
-    /// Loads every file into `source` and marks it ready. Nothing is loaded unless every file
-    /// reads and validates: the first failure is returned.
+    /// Loads every file into `source` and marks it ready, compiling rules with the default
+    /// [`LogicOptions`] (flagd's current `fractional` bucketing). Nothing is loaded unless every
+    /// file reads and validates: the first failure is returned.
     pub fn load(source: Arc<FlagSource>, paths: &[PathBuf]) -> Result<FileWatcher, LoadError> {
+        Self::load_with(source, paths, LogicOptions::default())
+    }
+
+    /// Like [`load`](Self::load), compiling rules with `options`; every later reload uses the
+    /// same options.
+    pub fn load_with(
+        source: Arc<FlagSource>,
+        paths: &[PathBuf],
+        options: LogicOptions,
+    ) -> Result<FileWatcher, LoadError> {
         let mut loaded = Vec::with_capacity(paths.len());
         for path in paths {
             let before = stamp(path);
             let text = read(path)?;
-            let file = parse(path, &text)?;
+            let file = parse(path, &text, &options)?;
             loaded.push((WatchedFile::new(path, before, content_hash(&text)), file));
         }
         let mut files = Vec::with_capacity(loaded.len());
@@ -275,6 +292,7 @@ impl FileWatcher {
         source.mark_ready();
         Ok(FileWatcher {
             source,
+            options,
             files,
             polls: 0,
             events: Events::NotStarted,
@@ -284,6 +302,11 @@ impl FileWatcher {
     /// The source this watcher updates.
     pub fn source(&self) -> &Arc<FlagSource> {
         &self.source
+    }
+
+    /// How this watcher compiles rules.
+    pub fn options(&self) -> LogicOptions {
+        self.options
     }
 
     /// Starts listening for file events on the files' directories, then checks every file once
@@ -429,7 +452,9 @@ impl FileWatcher {
     ) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         for file in self.files.iter_mut().filter(|file| selected(file)) {
-            if let Some(outcome) = check_file(&self.source, file, read_always, refusal) {
+            if let Some(outcome) =
+                check_file(&self.source, &self.options, file, read_always, refusal)
+            {
                 outcomes.push(outcome);
             }
         }
@@ -480,6 +505,7 @@ async fn settle_timer(at: Option<Instant>) {
 /// Looks at one file: `None` when nothing new is seen (or a failure may still settle).
 fn check_file(
     source: &FlagSource,
+    options: &LogicOptions,
     file: &mut WatchedFile,
     read_always: bool,
     refusal: Refusal,
@@ -506,7 +532,7 @@ fn check_file(
         file.unsettled = None;
         return None;
     }
-    match parse(&file.path, &text) {
+    match parse(&file.path, &text, options) {
         Ok(flags) => {
             file.content = hash;
             file.unsettled = None;

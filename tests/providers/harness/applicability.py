@@ -105,13 +105,6 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         lambda mode, s: (
-            mode is not Mode.IN_PROCESS and bool({"fractional-v1", "fractional-v3"} & s.tags)
-        ),
-        "Ramp evaluates fractional v2 (flagd 0.16's bucketing); the legacy v1 and the "
-        "CBOR-keyed v3 vectors describe other evaluators",
-    ),
-    Rule(
-        lambda mode, s: (
             mode is Mode.IN_PROCESS and bool({"fractional-v1", "fractional-v2"} & s.tags)
         ),
         "in-process evaluation runs in openfeature-flagd-core 2.0.0, which buckets with "

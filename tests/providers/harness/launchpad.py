@@ -5,7 +5,8 @@ simulate a lost connection.
 One server runs at a time on ports chosen once per session, so a provider that reconnects after
 a restart finds the server where it left it. A scenario reuses the running server when it
 serves the same configuration with untouched flags; otherwise the server starts afresh from a
-new copy of the flag files.
+new copy of the flag files. The `fractional` bucketing the server evaluates with is part of
+what it serves: a scenario written for another version restarts it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .testbed import LaunchpadConfig
 START_TIMEOUT_S = 15.0
 #: How long a stopped server may take to exit on SIGTERM before it is killed.
 STOP_TIMEOUT_S = 5.0
+#: `ramp flags serve --fractional` when a scenario asks for nothing else.
+DEFAULT_FRACTIONAL = "v2"
 
 
 def free_ports(count: int) -> list[int]:
@@ -42,6 +45,17 @@ def free_ports(count: int) -> list[int]:
     finally:
         for probe in probes:
             probe.close()
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a server start is told; a scenario wanting anything else restarts the server."""
+
+    config: LaunchpadConfig
+    #: The token the server requires (`--token`), if any.
+    token: str | None = None
+    #: The `fractional` bucketing version (`--fractional`).
+    fractional: str = DEFAULT_FRACTIONAL
 
 
 @dataclass(frozen=True)
@@ -70,8 +84,8 @@ class RampServer:
         self.ports = Ports.pick()
         self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
-        #: The configuration and token being served; `None` forces the next start afresh.
-        self._serving: tuple[LaunchpadConfig, str | None] | None = None
+        #: What is being served; `None` forces the next start afresh.
+        self._serving: Serving | None = None
         self._flag_dir: Path | None = None
         self._flags_edited = False
         self._pending_restart: threading.Timer | None = None
@@ -79,12 +93,18 @@ class RampServer:
 
     # -- what scenarios call -------------------------------------------------------------
 
-    def serve(self, config: LaunchpadConfig, token: str | None = None) -> None:
+    def serve(
+        self,
+        config: LaunchpadConfig,
+        token: str | None = None,
+        fractional: str = DEFAULT_FRACTIONAL,
+    ) -> None:
         """Makes the server serve `config`'s sources from pristine flag files, requiring
-        `token` from clients when one is given."""
+        `token` from clients when one is given and bucketing `fractional` with the given
+        version."""
         with self._lock:
             self._cancel_pending_restart()
-            wanted = (config, token)
+            wanted = Serving(config, token, fractional)
             if self._serving == wanted and not self._flags_edited and self._running():
                 return
             self._stop_process(signal.SIGTERM)
@@ -139,7 +159,8 @@ class RampServer:
 
     # -- process control -----------------------------------------------------------------
 
-    def _command(self, config: LaunchpadConfig, token: str | None) -> list[str]:
+    def _command(self, serving: Serving) -> list[str]:
+        config = serving.config
         command = [str(self.binary), "flags", "serve"]
         for source in config.sources:
             command += ["-f", source]
@@ -152,18 +173,20 @@ class RampServer:
             f"127.0.0.1:{self.ports.grpc}",
             "--sync-listen",
             f"127.0.0.1:{self.ports.sync}",
+            "--fractional",
+            serving.fractional,
         ]
         for key, value in config.context.items():
             if not isinstance(value, str):
                 raise ValueError(f"{config.name}: context value {key}={value!r} is not a string")
             command += ["--context-value", f"{key}={value}"]
-        if token is not None:
-            command += ["--token", token]
+        if serving.token is not None:
+            command += ["--token", serving.token]
         return command
 
     def _start_process(self) -> None:
         assert self._serving is not None and self._flag_dir is not None
-        command = self._command(*self._serving)
+        command = self._command(self._serving)
         with self._log_path.open("ab") as log:
             log.write(f"\n$ (cd {self._flag_dir} && {' '.join(command)})\n".encode())
             log.flush()

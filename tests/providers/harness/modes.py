@@ -12,7 +12,7 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.provider import FeatureProvider
 
-from .launchpad import RampServer
+from .launchpad import DEFAULT_FRACTIONAL, RampServer
 from .testbed import LaunchpadConfig
 
 
@@ -54,6 +54,25 @@ PROVIDER_SETUPS = {
         awaits_ready=False,
     ),
 }
+
+#: The testbed's tags for scenarios written against one `fractional` bucketing version, and the
+#: `--fractional` value that version is served with.
+FRACTIONAL_TAGS = {"fractional-v1": "v1", "fractional-v2": "v2", "fractional-v3": "v3"}
+
+
+def server_fractional(mode: Mode, tags: frozenset[str]) -> str:
+    """The bucketing the server must evaluate `fractional` with for a scenario tagged `tags`.
+
+    In-process providers evaluate themselves (the server only syncs flags), so there the
+    server keeps the default and is not restarted for it.
+    """
+    if mode is Mode.IN_PROCESS:
+        return DEFAULT_FRACTIONAL
+    versions = {version for tag, version in FRACTIONAL_TAGS.items() if tag in tags}
+    if len(versions) > 1:
+        raise ValueError(f"a scenario tagged for several fractional versions: {sorted(versions)}")
+    return versions.pop() if versions else DEFAULT_FRACTIONAL
+
 
 #: Timings the testbed's own Python runs use: one-second backoff, a two-second grace period
 #: before STALE turns into ERROR, and no deadline on the long-lived streams.

@@ -11,7 +11,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from .events import EventLog, Recorded
-from .launchpad import RampServer
+from .launchpad import DEFAULT_FRACTIONAL, RampServer
 from .modes import Mode
 
 
@@ -51,6 +51,8 @@ class World:
     server: RampServer
     #: A name for this scenario's provider in the SDK, so no two scenarios share handlers.
     domain: str
+    #: The `fractional` bucketing the server evaluates with (`--fractional`), from the tags.
+    fractional: str = DEFAULT_FRACTIONAL
     #: `an option "x" ...` steps, as the provider's keyword arguments.
     options: dict[str, Any] = field(default_factory=dict)
     flag: FlagUnderTest | None = None

@@ -46,7 +46,7 @@ def a_provider(world: World, name: str) -> None:
     except KeyError:
         raise AssertionError(f"no server setup for a {name!r} provider") from None
     config = testbed.launchpad_config(setup.config)
-    world.server.serve(config, token=setup.server_token)
+    world.server.serve(config, token=setup.server_token, fractional=world.fractional)
     provider = provider_for(world.mode, world.server, setup, config, world.options)
     world.client = api.get_client(world.domain)
     if not setup.awaits_ready:

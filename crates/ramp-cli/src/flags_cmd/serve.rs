@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ramp_flagd::grpc::{self, GrpcOptions};
 use ramp_flagd::ofrep::{DEFAULT_MAX_BODY_BYTES, OfrepOptions};
 use ramp_flagd::{EvaluationMetrics, FileWatcher, FlagSource, WATCH_INTERVAL, management, ofrep};
+use ramp_flags::logic::{FractionalVersion, LogicOptions};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -54,6 +55,32 @@ pub(crate) struct ServeArgs {
     /// Worker threads serving requests (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = parse_workers)]
     workers: Option<NonZeroUsize>,
+    /// How `fractional` assigns buckets: v2 is flagd's current bucketing, v1 the legacy one, v3
+    /// the flagd testbed's CBOR-keyed proposal. Switching re-buckets users.
+    #[arg(long, value_name = "VERSION", value_enum, default_value_t = Fractional::V2)]
+    fractional: Fractional,
+}
+
+/// The `--fractional` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fractional {
+    /// Legacy float bucketing.
+    V1,
+    /// flagd's current integer bucketing over the UTF-8 key.
+    V2,
+    /// The flagd testbed's proposal: v2 over the key's CBOR encoding, so any JSON value can be
+    /// a key.
+    V3,
+}
+
+impl Fractional {
+    fn version(self) -> FractionalVersion {
+        match self {
+            Fractional::V1 => FractionalVersion::V1,
+            Fractional::V2 => FractionalVersion::V2,
+            Fractional::V3 => FractionalVersion::V3,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -61,6 +88,13 @@ impl ServeArgs {
     /// runtime is built, since a runtime's thread count is fixed.
     pub(crate) fn workers(&self) -> Option<usize> {
         self.workers.map(NonZeroUsize::get)
+    }
+
+    /// How the flag files' rules are compiled.
+    fn logic_options(&self) -> LogicOptions {
+        LogicOptions {
+            fractional: self.fractional.version(),
+        }
     }
 }
 
@@ -91,7 +125,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--token must not be empty");
     }
     let source = Arc::new(FlagSource::new());
-    let mut watcher = FileWatcher::load(Arc::clone(&source), &args.files)?;
+    let mut watcher =
+        FileWatcher::load_with(Arc::clone(&source), &args.files, args.logic_options())?;
     // Before serving, so no edit from here on is missed; polling alone if this fails.
     let file_events = watcher.watch_events();
     let metrics = Arc::new(EvaluationMetrics::new());
@@ -106,6 +141,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         management = %management_listener.local_addr()?,
         files = args.files.len(),
         auth = args.token.is_some(),
+        fractional = ?args.fractional,
         file_events,
         "serving flags"
     );
@@ -214,6 +250,29 @@ mod tests {
             words.to_string().contains("not a number of threads"),
             "{words}"
         );
+    }
+
+    #[test]
+    fn fractional_defaults_to_v2_and_takes_v1_and_v3() {
+        let fractional = |extra: &[&str]| parse(extra).map(|args| args.logic_options().fractional);
+        assert_eq!(fractional(&[]).expect("default"), FractionalVersion::V2);
+        assert_eq!(
+            fractional(&["--fractional", "v1"]).expect("v1"),
+            FractionalVersion::V1
+        );
+        assert_eq!(
+            fractional(&["--fractional", "v2"]).expect("v2"),
+            FractionalVersion::V2
+        );
+        assert_eq!(
+            fractional(&["--fractional", "v3"]).expect("v3"),
+            FractionalVersion::V3
+        );
+        let unknown = fractional(&["--fractional", "v4"]).expect_err("no v4");
+        assert_eq!(unknown.kind(), clap::error::ErrorKind::InvalidValue);
+        let message = unknown.to_string();
+        assert!(message.contains("--fractional"), "{message}");
+        assert!(message.contains("v1, v2, v3"), "{message}");
     }
 
     #[test]

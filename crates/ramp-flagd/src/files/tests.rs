@@ -2,6 +2,7 @@
 //! with explicit times.
 
 use super::*;
+use ramp_flags::logic::FractionalVersion::{self, V1, V2, V3};
 use ramp_flags::model::Selector;
 use ramp_flags::resolve::ValueType;
 use serde_json::{Map, Value, json};
@@ -296,4 +297,136 @@ fn startup_fails_on_any_bad_file_and_loads_nothing() {
     assert!(error.to_string().contains("missing.json"));
     assert_eq!(source.generation(), 0);
     assert!(!source.is_ready());
+}
+
+/// The testbed's `fractional-flag`: four suits bucketed by flag key and user name, with
+/// `default` as the variant a non-match falls back to (changed to make a real edit).
+fn fractional_flag_json(default: &str) -> String {
+    json!({ "flags": { "fractional-flag": {
+        "state": "ENABLED",
+        "variants": { "clubs": "clubs", "diamonds": "diamonds", "hearts": "hearts",
+                      "spades": "spades", "wild": "wild" },
+        "defaultVariant": default,
+        "targeting": { "fractional": [
+            { "cat": [{ "var": "$flagd.flagKey" }, { "var": "user.name" }] },
+            ["clubs", 25], ["diamonds", 25], ["hearts", 25], ["spades", 25]
+        ]}
+    }}})
+    .to_string()
+}
+
+fn suit_for(source: &FlagSource, name: &str) -> Option<Value> {
+    let context = json!({ "user": { "name": name } });
+    let Value::Object(context) = context else {
+        unreachable!("a JSON object literal")
+    };
+    source
+        .current()
+        .evaluate("fractional-flag", &context, ValueType::String, 0)
+        .value
+}
+
+/// A watcher on the fractional flag file: [`FileWatcher::load`] for `None`, else `load_with`.
+fn load_fractional(
+    dir: &TempDir,
+    version: Option<FractionalVersion>,
+) -> (PathBuf, Arc<FlagSource>, FileWatcher) {
+    let path = dir.0.join("custom-ops.json");
+    std::fs::write(&path, fractional_flag_json("wild")).unwrap();
+    let source = Arc::new(FlagSource::new());
+    let paths = std::slice::from_ref(&path);
+    let watcher = match version {
+        None => FileWatcher::load(Arc::clone(&source), paths),
+        Some(fractional) => {
+            FileWatcher::load_with(Arc::clone(&source), paths, LogicOptions { fractional })
+        }
+    }
+    .unwrap();
+    (path, source, watcher)
+}
+
+#[test]
+fn loads_and_reloads_bucket_with_the_watchers_fractional_version() {
+    // The testbed's `Fractional operator` examples, per version (as the engine's tests pin).
+    let cases = [
+        (
+            Some(V1),
+            [
+                ("jack", "spades"),
+                ("queen", "clubs"),
+                ("ten", "diamonds"),
+                ("nine", "hearts"),
+                ("3", "diamonds"),
+            ],
+        ),
+        (
+            None,
+            [
+                ("jack", "hearts"),
+                ("queen", "spades"),
+                ("ten", "clubs"),
+                ("nine", "diamonds"),
+                ("3", "clubs"),
+            ],
+        ),
+        (
+            Some(V3),
+            [
+                ("jack", "diamonds"),
+                ("queen", "diamonds"),
+                ("ten", "clubs"),
+                ("nine", "clubs"),
+                ("3", "spades"),
+            ],
+        ),
+    ];
+    for (version, rows) in cases {
+        let dir = TempDir::new("fractional");
+        let (path, source, mut watcher) = load_fractional(&dir, version);
+        assert_eq!(watcher.options().fractional, version.unwrap_or(V2));
+        for (name, suit) in rows {
+            assert_eq!(
+                suit_for(&source, name),
+                Some(json!(suit)),
+                "{version:?} {name}"
+            );
+        }
+        std::fs::write(&path, fractional_flag_json("clubs")).unwrap();
+        let outcomes = watcher.poll();
+        assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
+        for (name, suit) in rows {
+            assert_eq!(
+                suit_for(&source, name),
+                Some(json!(suit)),
+                "{version:?} {name} after a reload"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// Whatever the bucketing key, a reload keeps bucketing it the way the load did, and a
+    /// watcher loaded with the default options buckets like one loaded with v2.
+    #[test]
+    fn reloads_keep_the_version_and_the_default_is_v2(
+        names in proptest::collection::vec("[a-zA-Z0-9@.é]{0,12}", 1..8),
+        version in proptest::sample::select(vec![V1, V2, V3]),
+    ) {
+        let dir = TempDir::new("fractional-prop");
+        let (path, source, mut watcher) = load_fractional(&dir, Some(version));
+        let default_dir = TempDir::new("fractional-default");
+        let (_, default_source, _default_watcher) = load_fractional(&default_dir, None);
+        let at_load: Vec<_> = names.iter().map(|name| suit_for(&source, name)).collect();
+        std::fs::write(&path, fractional_flag_json("clubs")).unwrap();
+        proptest::prop_assert_eq!(watcher.poll().len(), 1);
+        let after_reload: Vec<_> = names.iter().map(|name| suit_for(&source, name)).collect();
+        proptest::prop_assert_eq!(&at_load, &after_reload);
+        if version == V2 {
+            let by_default: Vec<_> =
+                names.iter().map(|name| suit_for(&default_source, name)).collect();
+            proptest::prop_assert_eq!(&at_load, &by_default);
+        }
+    }
 }

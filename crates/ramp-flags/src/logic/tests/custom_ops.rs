@@ -39,6 +39,20 @@ fn the_testbed_edge_keys_hash_to_the_boundaries() {
 }
 
 #[test]
+fn shortest_round_trip_decimals_encode_as_the_float_they_name() {
+    // Clients send the shortest decimal that round-trips; read one unit in the last place off,
+    // 2^-24 or f32::MAX would no longer fit a half or single float and v3 would hash a double.
+    let tiny: Value = serde_json::from_str("5.960464477539063e-08").expect("a number");
+    assert_eq!(
+        encode(&tiny),
+        [0xf9, 0x00, 0x01],
+        "2^-24 is the smallest half float"
+    );
+    let largest: Value = serde_json::from_str("3.4028234663852886e+38").expect("a number");
+    assert_eq!(encode(&largest), [0xfa, 0x7f, 0x7f, 0xff, 0xff], "f32::MAX");
+}
+
+#[test]
 fn cbor_is_deterministic_and_shortest() {
     assert_eq!(encode(&json!("abc")), [0x63, b'a', b'b', b'c']);
     assert_eq!(encode(&json!(0)), [0x00]);
