@@ -4,10 +4,8 @@
 
 use std::net::SocketAddr;
 
-use prost_types::value::Kind;
-use prost_types::{ListValue, Struct};
+use prost_types::Struct;
 use ramp_flagd::grpc::client::flagd::evaluation::v2;
-use serde_json::{Map, Value};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
@@ -26,29 +24,9 @@ pub(crate) async fn connect(address: SocketAddr) -> Result<Channel, String> {
         .map_err(|error| format!("cannot connect to gRPC at {address}: {error}"))
 }
 
-/// A JSON evaluation context as the protobuf `Struct` flagd's RPCs carry.
-pub(crate) fn context_struct(context: &Map<String, Value>) -> Struct {
-    Struct {
-        fields: context
-            .iter()
-            .map(|(key, value)| (key.clone(), protobuf_value(value)))
-            .collect(),
-    }
-}
-
-fn protobuf_value(value: &Value) -> prost_types::Value {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(flag) => Kind::BoolValue(*flag),
-        Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or(f64::NAN)),
-        Value::String(text) => Kind::StringValue(text.clone()),
-        Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(protobuf_value).collect(),
-        }),
-        Value::Object(fields) => Kind::StructValue(context_struct(fields)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
+/// A JSON evaluation context as the protobuf `Struct` flagd's RPCs carry (the servers' own
+/// conversion, so both sides agree by construction).
+pub(crate) use ramp_flagd::grpc::struct_from_object as context_struct;
 
 /// One evaluation of `class`'s flag, typed as the in-process comparison resolves it
 /// (`ResolveBoolean` for the static flag, `ResolveString` for the others); the variant served.
@@ -73,41 +51,5 @@ pub(crate) async fn resolve_variant(
             };
             Ok(client.resolve_string(request).await?.into_inner().variant)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn contexts_keep_every_key_and_json_type() {
-        let context = json!({
-            "targetingKey": "u1",
-            "age": 42,
-            "beta": true,
-            "tags": ["a", 1],
-            "org": {"tier": "gold"},
-            "gone": null
-        });
-        let converted = context_struct(context.as_object().unwrap());
-        let kind = |key: &str| converted.fields[key].kind.clone().unwrap();
-        assert_eq!(converted.fields.len(), 6);
-        assert_eq!(kind("targetingKey"), Kind::StringValue("u1".into()));
-        assert_eq!(kind("age"), Kind::NumberValue(42.0));
-        assert_eq!(kind("beta"), Kind::BoolValue(true));
-        assert_eq!(kind("gone"), Kind::NullValue(0));
-        let Kind::ListValue(tags) = kind("tags") else {
-            panic!("tags is not a list");
-        };
-        assert_eq!(tags.values.len(), 2);
-        let Kind::StructValue(org) = kind("org") else {
-            panic!("org is not a struct");
-        };
-        assert_eq!(
-            org.fields["tier"].kind,
-            Some(Kind::StringValue("gold".into()))
-        );
     }
 }

@@ -341,48 +341,39 @@ async fn next_message<T>(stream: &mut Streaming<T>) -> Result<T, String> {
 /// Reports every `configuration_change` naming the probe flag as a sighting of the edit in
 /// progress (events do not say which edit they carry).
 async fn follow_events(
-    mut events: Streaming<v2::EventStreamResponse>,
+    events: Streaming<v2::EventStreamResponse>,
     current_edit: Arc<AtomicUsize>,
     notices: mpsc::Sender<Notice>,
 ) {
-    let subscriber = Subscriber::EventStream;
-    loop {
-        let event = events.message().await;
-        let at = Instant::now();
-        let notice = match event {
-            Ok(Some(event)) if names_probe(&event) => Notice::Seen {
-                subscriber,
-                edit: current_edit.load(Ordering::SeqCst),
-                at,
-            },
-            Ok(Some(_)) => continue,
-            Ok(None) => Notice::Closed {
-                subscriber,
-                reason: "closed by the server".to_owned(),
-            },
-            Err(status) => Notice::Closed {
-                subscriber,
-                reason: status.to_string(),
-            },
-        };
-        let closed = matches!(notice, Notice::Closed { .. });
-        if notices.send(notice).is_err() || closed {
-            return;
-        }
-    }
+    let edit_seen = move |event: &v2::EventStreamResponse| {
+        names_probe(event).then(|| current_edit.load(Ordering::SeqCst))
+    };
+    follow(events, Subscriber::EventStream, edit_seen, notices).await;
 }
 
 /// Reports every configuration holding the probe flag as a sighting of the edit it carries.
 async fn follow_configurations(
-    mut configurations: Streaming<sync::SyncFlagsResponse>,
+    configurations: Streaming<sync::SyncFlagsResponse>,
     notices: mpsc::Sender<Notice>,
 ) {
-    let subscriber = Subscriber::SyncFlags;
+    let edit_seen =
+        |configuration: &sync::SyncFlagsResponse| synced_edit(&configuration.flag_configuration);
+    follow(configurations, Subscriber::SyncFlags, edit_seen, notices).await;
+}
+
+/// Forwards `subscriber`'s sightings (messages `edit_seen` maps to an edit) until its stream
+/// ends or nobody listens.
+async fn follow<T>(
+    mut stream: Streaming<T>,
+    subscriber: Subscriber,
+    edit_seen: impl Fn(&T) -> Option<usize>,
+    notices: mpsc::Sender<Notice>,
+) {
     loop {
-        let configuration = configurations.message().await;
+        let message = stream.message().await;
         let at = Instant::now();
-        let notice = match configuration {
-            Ok(Some(configuration)) => match synced_edit(&configuration.flag_configuration) {
+        let notice = match message {
+            Ok(Some(message)) => match edit_seen(&message) {
                 Some(edit) => Notice::Seen {
                     subscriber,
                     edit,

@@ -23,8 +23,8 @@ pub(super) fn object_from_struct(value: Option<Struct>) -> Map<String, Value> {
     })
 }
 
-/// A JSON object as a `Struct`.
-pub(super) fn struct_from_object(object: &Map<String, Value>) -> Struct {
+/// A JSON object as a `Struct`, the shape flagd's RPCs carry contexts in.
+pub fn struct_from_object(object: &Map<String, Value>) -> Struct {
     Struct {
         fields: object
             .iter()

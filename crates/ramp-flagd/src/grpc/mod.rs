@@ -27,6 +27,8 @@ mod selected;
 mod sync;
 mod typed;
 
+pub use convert::struct_from_object;
+
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
