@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::date::Date;
 use super::metadata::{self, EXPIRES_KEY, Field, FlagType, OWNER_KEY, TYPE_KEY};
 use super::single_variant::single_variant;
-use crate::model::{Flag, FlagFile};
+use crate::model::{Flag, FlagFile, JsonPath};
 
 /// How long a release flag may serve one variant to everyone before it is reported finished.
 pub const DEFAULT_FINISHED_AFTER_DAYS: u32 = 30;
@@ -265,7 +265,7 @@ fn lint_with_paths(
         if days >= i64::from(policy.finished_after_days) {
             found.push(
                 LintRule::FinishedRelease,
-                paths.flag.clone(),
+                paths.flag.to_string(),
                 format!(
                     "has served variant '{variant}' to everyone for {days} day{} (unchanged \
                      since {since}); the release is finished: remove the flag and keep the \
@@ -309,7 +309,7 @@ impl Findings<'_> {
 
 /// Where a flag and its metadata fields are in the file.
 struct Paths<'m> {
-    flag: String,
+    flag: JsonPath,
     /// The file's flag-set metadata, which flags inherit unless they override a field.
     set_metadata: Option<&'m Map<String, Value>>,
     flag_metadata: &'m Map<String, Value>,
@@ -317,9 +317,8 @@ struct Paths<'m> {
 
 impl<'m> Paths<'m> {
     fn new(flag: &'m Flag, set_metadata: Option<&'m Map<String, Value>>) -> Self {
-        let escaped = flag.key().replace('\\', "\\\\").replace('\'', "\\'");
         Paths {
-            flag: format!("$.flags['{escaped}']"),
+            flag: JsonPath::root().field("flags").key(flag.key()),
             set_metadata,
             flag_metadata: flag.metadata(),
         }
@@ -332,11 +331,12 @@ impl<'m> Paths<'m> {
             .set_metadata
             .and_then(|set| set.get(field))
             .is_some_and(|value| self.flag_metadata.get(field) == Some(value));
-        if inherited {
-            format!("$.metadata.{field}")
+        let owner = if inherited {
+            JsonPath::root()
         } else {
-            format!("{}.metadata.{field}", self.flag)
-        }
+            self.flag.clone()
+        };
+        owner.field("metadata").field(field).to_string()
     }
 }
 

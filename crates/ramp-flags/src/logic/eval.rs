@@ -36,8 +36,6 @@ pub(super) struct Root<'a> {
 enum Flagd<'a> {
     /// The context itself (whatever it holds under `$flagd`, if anything).
     FromContext,
-    /// An object given beside the context, which wins over the context's.
-    Given(&'a Value),
     /// One flag's evaluation: built only if read.
     Flag(&'a FlagScope<'a>),
 }
@@ -46,12 +44,6 @@ impl<'a> Root<'a> {
     /// The caller's context as it is.
     pub(super) fn context(context: &'a Map<String, Value>) -> Root<'a> {
         let flagd = Flagd::FromContext;
-        Root { context, flagd }
-    }
-
-    /// The caller's context with `flagd` beside it.
-    pub(super) fn with_flagd(context: &'a Map<String, Value>, flagd: &'a Value) -> Root<'a> {
-        let flagd = Flagd::Given(flagd);
         Root { context, flagd }
     }
 
@@ -67,7 +59,6 @@ impl<'a> Root<'a> {
         if key == FLAGD_KEY {
             match self.flagd {
                 Flagd::FromContext => {}
-                Flagd::Given(flagd) => return Some(flagd),
                 Flagd::Flag(scope) => return Some(scope.flagd()),
             }
         }
@@ -78,7 +69,7 @@ impl<'a> Root<'a> {
     pub(super) fn flag_key(self) -> Option<&'a str> {
         match self.flagd {
             Flagd::Flag(scope) => Some(scope.flag_key()),
-            Flagd::FromContext | Flagd::Given(_) => self
+            Flagd::FromContext => self
                 .get(FLAGD_KEY)
                 .and_then(|flagd| flagd.get("flagKey"))
                 .and_then(Value::as_str),

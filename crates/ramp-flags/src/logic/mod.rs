@@ -54,17 +54,6 @@ impl Rule {
         Ok(eval::evaluate_root(&self.root, root, self.options).into_owned())
     }
 
-    /// Evaluates against a context with `$flagd` given beside it (it wins over a `$flagd` in
-    /// the context): the context is read in place, never copied.
-    pub fn evaluate_with_flagd(
-        &self,
-        context: &Map<String, Value>,
-        flagd: &Value,
-    ) -> Result<Value, EvalError> {
-        let root = Root::with_flagd(context, flagd);
-        Ok(eval::evaluate_root(&self.root, root, self.options).into_owned())
-    }
-
     /// Evaluates for one flag: the context and `$flagd` come from `scope` (which builds
     /// `$flagd` only if the rule reads it) and the result borrows from the rule or the context
     /// wherever it can, so a rule that answers with a literal variant name allocates nothing.

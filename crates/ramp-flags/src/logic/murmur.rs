@@ -110,15 +110,23 @@ mod tests {
 
     #[test]
     fn matches_reference_vectors() {
-        // Published MurmurHash3 x86_32 test vectors.
+        // Published MurmurHash3 x86_32 test vectors (Appleby's SMHasher), covering every tail
+        // length and the seed.
         assert_eq!(murmur3_x86_32(b"", 0), 0);
         assert_eq!(murmur3_x86_32(b"", 1), 0x514e_28b7);
+        assert_eq!(murmur3_x86_32(b"", 0xffff_ffff), 0x81f1_6f39);
         assert_eq!(murmur3_x86_32(b"test", 0), 0xba6b_d213);
+        assert_eq!(murmur3_x86_32(b"hello", 0), 0x248b_fa47);
         assert_eq!(murmur3_x86_32(b"Hello, world!", 1234), 0xfaf6_cdb3);
         assert_eq!(
             murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0),
             0x2e4f_f723
         );
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65, 0x87], 0), 0xf55b_516b);
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65], 0), 0x7e4a_8634);
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43], 0), 0xa0f7_b07a);
+        assert_eq!(murmur3_x86_32(&[0x21], 0), 0x7266_1cf4);
+        assert_eq!(murmur3_x86_32(&[0, 0, 0, 0], 0), 0x2362_f9de);
     }
 
     proptest! {

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::logic::{LogicOptions, Rule};
 
+pub(crate) use error::JsonPath;
 pub use error::{ModelError, ModelErrors};
 pub(crate) use store::ServedFlag;
 pub use store::{FlagStore, Flags, Selector, SelectorError};
