@@ -52,8 +52,9 @@ impl EvaluationMetrics {
         EvaluationMetrics::default()
     }
 
-    /// Counts one evaluation of an existing flag.
-    pub fn record(&self, key: &str, reason: Reason) {
+    /// Counts one evaluation of an existing flag; callers go through
+    /// [`record_outcome`](Self::record_outcome), which keeps unknown keys out of the table.
+    fn record(&self, key: &str, reason: Reason) {
         let slot = reason_index(reason);
         if let Some(counters) = self.by_flag.load().get(key) {
             counters.0[slot].fetch_add(1, Ordering::Relaxed);
@@ -63,7 +64,7 @@ impl EvaluationMetrics {
     }
 
     /// Counts one request for a key that names no flag.
-    pub fn record_unknown_flag(&self) {
+    fn record_unknown_flag(&self) {
         self.unknown_flag.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -170,8 +171,15 @@ mod tests {
         metrics.record("a", Reason::Static);
         metrics.record("a", Reason::Disabled);
         metrics.record("b", Reason::TargetingMatch);
-        metrics.record_unknown_flag();
+        metrics.record_outcome("nope", Reason::Error, Some(ErrorCode::FlagNotFound));
+        metrics.record_outcome("b", Reason::Error, Some(ErrorCode::ParseError));
         assert_eq!(metrics.count("a", Reason::Static), 2);
+        assert_eq!(metrics.count("b", Reason::Error), 1);
+        assert_eq!(
+            metrics.count("nope", Reason::Error),
+            0,
+            "unknown keys stay out"
+        );
         assert_eq!(metrics.count("b", Reason::Static), 0);
         let source = FlagSource::new();
         source.record_reload_failure();
@@ -185,6 +193,7 @@ mod tests {
             )
         );
         assert!(text.contains("ramp_flags_unknown_flag_evaluations_total 1\n"));
+        assert!(!text.contains("flag=\"nope\""), "{text}");
         assert!(text.contains("ramp_flags_config_reload_failures_total 1\n"));
     }
 

@@ -836,7 +836,7 @@ async fn grpc_health_and_http_management_share_one_port() {
     assert_eq!((healthz.status, healthz.body.as_str()), (200, "ok"));
     let metrics = support::request(servers.management, "GET", "/metrics", &[], b"").await;
     assert!(
-        metrics.body.contains("ramp_flags_config_generation 1"),
+        metrics.body.contains("ramp_flags_config_generation 1\n"),
         "{}",
         metrics.body
     );

@@ -2,7 +2,6 @@
 //! itself (the engine's, as OFREP uses it), the metrics, and flagd's gRPC status for each error.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost_types::Struct;
 use ramp_flags::model::Selector;
@@ -13,6 +12,7 @@ use tonic::{Code, Request, Status};
 
 use super::convert::{object_from_struct, struct_from_object};
 use super::typed::{Served, TypedResolve, WireValue};
+use crate::context::now_unix_seconds;
 use crate::metrics::EvaluationMetrics;
 use crate::ofrep::SELECTOR_HEADER;
 use crate::source::FlagSource;
@@ -96,12 +96,16 @@ impl Resolver {
         let selector = request_selector(&metadata, "")?;
         let context = self.context(context);
         let store = self.source.current();
-        let evaluation = store.select(&selector).evaluate(
-            &key,
-            &context,
-            <Q::Value as WireValue>::TYPE,
-            now_unix_seconds(),
-        );
+        // The clock is read only if the flag's rule reads `$flagd`, as on OFREP.
+        let evaluation: Evaluation = store
+            .select(&selector)
+            .resolve(
+                &key,
+                &context,
+                <Q::Value as WireValue>::TYPE,
+                now_unix_seconds,
+            )
+            .into();
         self.metrics
             .record_outcome(&evaluation.key, evaluation.reason, evaluation.error_code());
         match &evaluation.error {
@@ -169,15 +173,34 @@ pub(super) fn error_status(code: ErrorCode, message: &str) -> Status {
     Status::new(status, message)
 }
 
-fn now_unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grpc::proto::flagd::evaluation::v2::ResolveBooleanRequest;
+    use ramp_flags::model::{FlagFile, Format};
+    use serde_json::json;
+
+    #[test]
+    fn rules_read_the_current_time_as_flagd_timestamp() {
+        // Served only when `$flagd.timestamp` is a current Unix time (after 2020-09-13).
+        let file = FlagFile::parse(
+            r#"{"flags":{"recent":{"state":"ENABLED","variants":{"on":true,"off":false},
+                "defaultVariant":"off",
+                "targeting":{"if":[{">":[{"var":"$flagd.timestamp"},1600000000]},"on","off"]}}}}"#,
+            Format::Json,
+        )
+        .expect("valid flag file");
+        let source = Arc::new(FlagSource::new());
+        source.put_source("f", file);
+        let resolver = Resolver::new(source, Arc::default(), Map::new());
+        let request = Request::new(ResolveBooleanRequest {
+            flag_key: "recent".to_owned(),
+            context: None,
+        });
+        let resolved = resolver.resolve(request).expect("a resolution");
+        assert_eq!(resolved.reason(), Reason::TargetingMatch);
+        assert_eq!(resolved.0.value, Some(json!(true)));
+    }
 
     #[test]
     fn the_header_wins_over_the_fallback_and_bad_selectors_are_refused() {

@@ -14,7 +14,6 @@ mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -28,6 +27,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
+use crate::context::now_unix_seconds;
 use crate::metrics::EvaluationMetrics;
 use crate::source::FlagSource;
 use wire::{Bulk, Outcome, RequestFailure};
@@ -279,12 +279,6 @@ async fn evaluate_all(State(shared): AppState, request: Request) -> Response {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
-}
-
-fn now_unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
