@@ -92,22 +92,9 @@ spec:
         - setWeight: 50
 "#;
 
-/// A metric with every field but the name and provider at its default.
+/// A metric with every field but the name and provider at Argo's default.
 pub(super) fn metric(name: &str, provider: Provider) -> Metric {
-    Metric {
-        name: name.into(),
-        interval: None,
-        count: None,
-        initial_delay: Duration::ZERO,
-        success_condition: None,
-        failure_condition: None,
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: 4,
-        consecutive_success_limit: 0,
-        dry_run: false,
-        provider,
-    }
+    Metric::new(name, provider)
 }
 
 fn arg(name: &str, value: Option<&str>) -> TemplateArg {
@@ -339,11 +326,20 @@ fn metric_and_provider_defaults_are_argos() {
         }),
     );
     assert_eq!(builtin, expected);
-    assert_eq!(builtin.failure_limit, 0);
+    // Argo's defaults, written out so that a change to `Metric::new` cannot hide one here.
     assert_eq!(
-        builtin.consecutive_error_limit,
-        Metric::DEFAULT_CONSECUTIVE_ERROR_LIMIT
+        (builtin.interval, builtin.count, builtin.initial_delay),
+        (None, None, Duration::ZERO)
     );
+    assert_eq!(
+        (builtin.success_condition, builtin.failure_condition),
+        (None, None)
+    );
+    assert_eq!(builtin.failure_limit, 0);
+    assert_eq!(builtin.inconclusive_limit, 0);
+    assert_eq!(builtin.consecutive_error_limit, 4);
+    assert_eq!(builtin.consecutive_success_limit, 0);
+    assert!(!builtin.dry_run);
 
     for written in ["sequential: {}", "sequential:"] {
         let text = with_metric(&format!(

@@ -43,6 +43,14 @@ fn the_false_alarm_rate_is_split_between_the_checks_that_are_on() {
     .status();
     assert!((one.errors.unwrap().log_threshold - 100f64.ln()).abs() < 1e-12);
     assert_eq!(one.latency, None);
+    // A check that is on alone has the whole budget, whichever it is.
+    let latency_only = SequentialJudge::new(SequentialSettings {
+        errors: false,
+        ..Default::default()
+    })
+    .status();
+    assert!((latency_only.latency.unwrap().log_threshold - 100f64.ln()).abs() < 1e-12);
+    assert_eq!(latency_only.errors, None);
 }
 
 #[test]

@@ -20,6 +20,9 @@ const MAX_MEASUREMENTS: usize = 50;
 /// Longest evidence block, in characters.
 const MAX_EVIDENCE: usize = 8000;
 
+/// Longest object or array, as compact JSON, written into a value cell.
+const MAX_VALUE_CELL: usize = 80;
+
 /// The whole document: title, summary, analysis (metrics, measurements, evidence), timeline.
 pub(super) fn render(incident: &IncidentRow, timeline: &Timeline) -> String {
     let mut out = String::new();
@@ -281,10 +284,8 @@ fn last_measurement(metric: &Value) -> Option<&Value> {
     metric.get("measurements")?.as_array()?.last()
 }
 
-/// A measured value as text: strings and numbers as they are, anything else as compact JSON.
-/// Longer objects are not written into a table cell.
-const MAX_VALUE_CELL: usize = 80;
-
+/// A measured value as text: strings and numbers as they are, short objects and arrays as
+/// compact JSON, longer ones as a pointer to the Evidence section.
 fn value_text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
@@ -336,7 +337,7 @@ mod tests {
     use ramp_store::{EventRow, IncidentRow, Timestamp};
     use serde_json::{Value, json};
 
-    use super::{MAX_CELL, MAX_MEASUREMENTS, cell, duration, render};
+    use super::{MAX_CELL, MAX_MEASUREMENTS, MAX_VALUE_CELL, cell, duration, render, value_text};
     use crate::api::incidents::timeline::Timeline;
 
     const AT: i64 = 1_763_800_010_000;
@@ -567,6 +568,24 @@ mod tests {
             doc.contains("| line one line \\| two |"),
             "message not escaped: {doc}"
         );
+    }
+
+    #[test]
+    fn large_measured_objects_point_to_the_evidence() {
+        assert_eq!(value_text(&json!(null)), "-");
+        assert_eq!(value_text(&json!("ok")), "ok");
+        assert_eq!(value_text(&json!(0.5)), "0.5");
+        assert_eq!(value_text(&json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
+        let fits = json!(["x".repeat(MAX_VALUE_CELL - 4)]);
+        assert_eq!(value_text(&fits).chars().count(), MAX_VALUE_CELL);
+        let judge = json!({"errors": {"logEvidence": 1.5, "note": "x".repeat(MAX_VALUE_CELL)}});
+        assert_eq!(value_text(&judge), "(see Evidence)");
+
+        let mut data = full_data();
+        data["analysis"]["metrics"][0]["measurements"][1]["value"] = judge;
+        let doc = render(&incident(data), &timeline());
+        assert!(doc.contains("| (see Evidence) |"), "{doc}");
+        assert!(!doc.contains("logEvidence"), "{doc}");
     }
 
     #[test]
