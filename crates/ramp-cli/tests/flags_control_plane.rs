@@ -241,7 +241,9 @@ async fn apply_disable_enable_and_history_through_the_cli() {
     let (code, _, err) = plane.ramp(&["flags", "apply", "-f", &broken]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("broken.json") && err.contains("$.flags['checkout'].defaultVariant"),
+        err.contains("broken.json")
+            && err.contains("$.flags['checkout'].defaultVariant")
+            && err.contains("nothing was applied"),
         "{err}"
     );
     let record: Value = serde_json::from_str(

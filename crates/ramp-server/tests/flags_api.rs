@@ -380,10 +380,21 @@ async fn refused_requests_change_nothing() {
         .api("PUT", "/api/v1/flags/checkout", Some("{\"state\": "))
         .await;
     assert_eq!(status, 400, "{not_json}");
+    assert!(
+        not_json["error"].as_str().unwrap().contains("request body"),
+        "{not_json}"
+    );
     let (status, bad_key) = plane
         .api("PUT", "/api/v1/flags/not%20a%20key", Some(CHECKOUT))
         .await;
     assert_eq!(status, 400, "{bad_key}");
+    assert!(
+        bad_key["error"]
+            .as_str()
+            .unwrap()
+            .contains(r#""not a key" is not a flag key"#),
+        "{bad_key}"
+    );
     assert_eq!(
         plane.api("GET", "/api/v1/flags/checkout", None).await.0,
         404

@@ -187,7 +187,7 @@ fn parse_date(text: &str) -> Result<Date, String> {
 }
 
 /// Today's date in UTC from the system clock.
-pub(super) fn today_utc() -> Date {
+fn today_utc() -> Date {
     Date::from_unix_seconds(unix_seconds(SystemTime::now()))
 }
 

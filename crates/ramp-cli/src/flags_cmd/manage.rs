@@ -279,17 +279,15 @@ fn describe_diff(diff: &Value) -> String {
 
 /// Reads and validates a flag file; every flag as the self-contained definition to send, by key.
 fn read_flag_file(file: &Path) -> anyhow::Result<Vec<(String, Value)>> {
-    let text = if file == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).context("cannot read flags from stdin")?
+    let parsed = if file == Path::new("-") {
+        let text =
+            std::io::read_to_string(std::io::stdin()).context("cannot read flags from stdin")?;
+        FlagFile::parse(&text, Format::Auto)
+            .map_err(|errors| anyhow::anyhow!("-: {errors}; nothing was applied"))?
     } else {
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+        ramp_flagd::load_file(file)
+            .map_err(|error| anyhow::anyhow!("{error}; nothing was applied"))?
     };
-    let format = file
-        .file_name()
-        .and_then(|name| Format::from_file_name(&name.to_string_lossy()))
-        .unwrap_or(Format::Auto);
-    let parsed = FlagFile::parse(&text, format)
-        .map_err(|errors| anyhow::anyhow!("{}: {errors}; nothing was applied", file.display()))?;
     let mut problems = Vec::new();
     for flag in parsed.flags() {
         if !valid_key(flag.key()) {
@@ -425,6 +423,10 @@ flags:
         .unwrap();
         let err = read_flag_file(&invalid).unwrap_err().to_string();
         assert!(err.contains("$.flags['a'].state"), "{err}");
+        assert!(
+            err.contains("invalid.json") && err.ends_with("nothing was applied"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(valid_key("a.b-c_d") && !valid_key("a/b"));
     }

@@ -124,10 +124,10 @@ pub(super) async fn history(
     State(inner): Shared,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ServerError> {
-    let events = {
-        let key = key.clone();
-        blocking(&inner.flags, move |flags| flags.history(&key)).await?
-    };
+    let (key, events) = blocking(&inner.flags, move |flags| {
+        flags.history(&key).map(|events| (key, events))
+    })
+    .await?;
     let list: Vec<Value> = events.iter().map(event_json).collect();
     Ok(Json(json!({ "key": key, "events": list })))
 }
