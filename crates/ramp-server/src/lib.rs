@@ -29,7 +29,7 @@ pub use controller::status::{
     AnalysisView, InstanceView, RolloutView, ServiceStatus, StackView, TrafficShare,
 };
 pub use error::ServerError;
-pub use flags::FLAG_SOURCE_NAME;
+pub use flags::{FLAG_SOURCE_NAME, MAX_KEY_LEN, valid_key};
 pub use payload::Payload;
 pub use server::Server;
 pub use table::{ReadyInstances, build_table};

@@ -11,13 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ramp_flags::model::{FlagFile, Format, Targeting};
+use ramp_server::{MAX_KEY_LEN, valid_key};
 use serde_json::{Value, json};
 
 use crate::api_client::ApiClient;
 use crate::commands::{Output, print_table, print_value};
-
-/// The longest flag key the control plane accepts.
-const MAX_KEY_LEN: usize = 200;
 
 /// The control-plane subcommands of `ramp flags`.
 #[derive(Debug, Subcommand)]
@@ -322,13 +320,6 @@ fn is_targeted(definition: &Value) -> bool {
     definition["targeting"]
         .as_object()
         .is_some_and(|rule| !rule.is_empty())
-}
-
-fn valid_key(key: &str) -> bool {
-    (1..=MAX_KEY_LEN).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn check_key(key: &str) -> anyhow::Result<()> {

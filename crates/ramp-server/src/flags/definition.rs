@@ -21,11 +21,11 @@ pub(crate) const FIELDS: [&str; 5] = [
 const TARGETING: &str = "$.targeting";
 
 /// The longest flag key accepted.
-const MAX_KEY_LEN: usize = 200;
+pub const MAX_KEY_LEN: usize = 200;
 
 /// Whether `key` can name a flag here: 1 to 200 ASCII letters, digits, `-`, `_` and `.`, so it
 /// is a URL path segment and a shell word as it is.
-pub(crate) fn valid_key(key: &str) -> bool {
+pub fn valid_key(key: &str) -> bool {
     (1..=MAX_KEY_LEN).contains(&key.len())
         && key
             .bytes()

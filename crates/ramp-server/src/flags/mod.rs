@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::ServerError;
 
 pub(crate) use definition::FIELDS;
+pub use definition::{MAX_KEY_LEN, valid_key};
 pub(crate) use servers::{FlagListeners, FlagServers};
 
 /// The name of the control plane's flags among a [`FlagSource`]'s sources (what a
