@@ -12,6 +12,8 @@ pub mod run;
 pub mod sequential;
 pub mod spec;
 pub mod tally;
+pub mod traffic;
 
 pub use spec::*;
 pub use tally::{Moments, Tally};
+pub use traffic::SliceTraffic;

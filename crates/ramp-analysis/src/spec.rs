@@ -207,6 +207,10 @@ pub struct SequentialSettings {
     /// Smallest latency increase worth detecting, as a ratio of typical latencies (default
     /// 1.1 = 10% slower).
     pub min_latency_ratio: f64,
+    /// The canary's first requests whose latencies are not judged (default 100): a new
+    /// instance answers its first requests slower (connections, caches, lazily loaded code)
+    /// than one that has been serving. Its errors are judged from the first request.
+    pub latency_warmup_requests: u64,
 }
 
 impl Default for SequentialSettings {
@@ -217,6 +221,7 @@ impl Default for SequentialSettings {
             latency: true,
             min_error_ratio: 1.5,
             min_latency_ratio: 1.1,
+            latency_warmup_requests: 100,
         }
     }
 }

@@ -60,10 +60,12 @@ impl Moments {
 }
 
 /// Added to every latency before its logarithm is taken. Judges compare latencies as
-/// ratios; the floor keeps differences that are tiny in absolute terms (a sub-millisecond
-/// service 20 µs slower on a cold start) from counting as large relative ones, while a 10%
-/// change of a 50 ms latency stays a 9.8% change. It also keeps the logarithm finite.
-pub const LATENCY_FLOOR_SECONDS: f64 = 0.001;
+/// ratios of `latency + floor`, so the smallest slowdown a ratio `r` can stand for is
+/// `(r - 1) * floor` (0.5 ms at the default 10%): a sub-millisecond service answering a few
+/// hundred microseconds later, as a lightly loaded instance on a busy host does, is not a
+/// regression, while a 10% change of a 50 ms latency stays a 9% change. 5 ms is also the
+/// smallest bucket of Prometheus' default histogram. The floor keeps the logarithm finite.
+pub const LATENCY_FLOOR_SECONDS: f64 = 0.005;
 
 impl Tally {
     /// Counts one request.

@@ -1,9 +1,9 @@
-//! Ramp's sequential judge at its defaults, given one tally per side per slice (as the router
-//! would deliver them) and checked after every slice; it alarms at the end of the first slice
-//! after which it has failed.
+//! Ramp's sequential judge at its defaults, given each side's requests per slice (as the
+//! control plane hands them over) and checked after every slice; it alarms at the end of the
+//! first slice after which it has failed.
 
 use ramp_analysis::sequential::SequentialJudge;
-use ramp_analysis::{SequentialSettings, Tally};
+use ramp_analysis::{SequentialSettings, SliceTraffic};
 
 use crate::stream::Request;
 
@@ -12,18 +12,18 @@ use crate::stream::Request;
 pub(crate) struct RampJudge {
     judge: SequentialJudge,
     slice_ticks: u32,
-    canary: Tally,
-    baseline: Tally,
+    canary: SliceTraffic,
+    baseline: SliceTraffic,
 }
 
 impl RampJudge {
-    /// A default-settings judge fed a tally pair every `slice_ticks` ticks.
+    /// A default-settings judge fed both sides' traffic every `slice_ticks` ticks.
     pub(crate) fn new(slice_ticks: u32) -> RampJudge {
         RampJudge {
             judge: SequentialJudge::new(SequentialSettings::default()),
             slice_ticks,
-            canary: Tally::default(),
-            baseline: Tally::default(),
+            canary: SliceTraffic::default(),
+            baseline: SliceTraffic::default(),
         }
     }
 
@@ -40,9 +40,9 @@ impl RampJudge {
         if !(tick + 1).is_multiple_of(self.slice_ticks) {
             return false;
         }
-        self.judge.observe(&self.canary, &self.baseline);
-        self.canary = Tally::default();
-        self.baseline = Tally::default();
+        self.judge.observe_traffic(&self.canary, &self.baseline);
+        self.canary = SliceTraffic::default();
+        self.baseline = SliceTraffic::default();
         self.judge.failed()
     }
 }

@@ -18,7 +18,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{SequentialSettings, Tally};
+use crate::traffic::judged_tallies;
+use crate::{SequentialSettings, SliceTraffic, Tally};
 use errors::ErrorCheck;
 use latency::LatencyCheck;
 
@@ -43,6 +44,9 @@ const ERRORS_SHARE: f64 = 0.75;
 pub struct SequentialJudge {
     errors: Option<ErrorCheck>,
     latency: Option<LatencyCheck>,
+    /// Canary requests whose latencies are left out (see
+    /// [`SequentialSettings::latency_warmup_requests`]).
+    latency_warmup_requests: u64,
     canary: Tally,
     baseline: Tally,
     failed: Option<FailedCheck>,
@@ -75,19 +79,24 @@ impl SequentialJudge {
                     threshold(latency_share),
                 )
             }),
+            latency_warmup_requests: settings.latency_warmup_requests,
             canary: Tally::default(),
             baseline: Tally::default(),
             failed: None,
         }
     }
 
-    /// Takes in one time slice: what the canary and the baseline served during it. Slices
+    /// Takes in one time slice as tallies: what the canary and the baseline served during
+    /// it. Slices
     /// without evidence (no requests, no errors, no latencies, non-finite moments) change
-    /// nothing but the totals.
+    /// nothing but the totals. A slice that holds any of the canary's warm-up requests is
+    /// left out of the latency check: whether it is depends on request counts only, so the
+    /// test stays valid.
     pub fn observe(&mut self, canary: &Tally, baseline: &Tally) {
         if self.failed.is_some() {
             return;
         }
+        let warming_up = self.warmup_requests_left() > 0;
         add_slice(&mut self.canary, canary);
         add_slice(&mut self.baseline, baseline);
         if let Some(check) = &mut self.errors {
@@ -97,12 +106,26 @@ impl SequentialJudge {
                 return;
             }
         }
-        if let Some(check) = &mut self.latency {
+        if let Some(check) = self.latency.as_mut().filter(|_| !warming_up) {
             check.observe(&canary.log_latency, &baseline.log_latency);
             if check.log_evidence() >= check.log_threshold() {
                 self.failed = Some(FailedCheck::Latency);
             }
         }
+    }
+
+    /// Takes in one time slice request by request: its latencies are winsorized at bounds
+    /// drawn from both sides pooled (see [`crate::traffic`]), then judged as by
+    /// [`observe`](Self::observe). This is how traffic should reach the judge.
+    pub fn observe_traffic(&mut self, canary: &SliceTraffic, baseline: &SliceTraffic) {
+        let (canary, baseline) = judged_tallies(canary, baseline);
+        self.observe(&canary, &baseline);
+    }
+
+    /// Canary requests still to come before latencies are judged.
+    fn warmup_requests_left(&self) -> u64 {
+        self.latency_warmup_requests
+            .saturating_sub(self.canary.requests)
     }
 
     /// Whether the canary has been found worse than its baseline.
@@ -124,6 +147,7 @@ impl SequentialJudge {
             }),
             latency: self.latency.as_ref().map(|check| LatencyEvidence {
                 ratio: check.ratio(),
+                warmup_requests_left: self.warmup_requests_left(),
                 log_evidence: check.log_evidence(),
                 log_threshold: check.log_threshold(),
             }),
@@ -185,8 +209,10 @@ pub struct ErrorEvidence {
 #[serde(rename_all = "camelCase")]
 pub struct LatencyEvidence {
     /// Estimated canary/baseline ratio of typical (geometric-mean) latencies; `None` before
-    /// both sides had latencies in the same slice.
+    /// both sides had latencies in the same slice after the warm-up.
     pub ratio: Option<f64>,
+    /// Canary requests still to come before latencies are judged.
+    pub warmup_requests_left: u64,
     /// Log of the mixture likelihood ratio for "the canary is slower"; zero until enough
     /// latencies were seen to estimate their spread.
     pub log_evidence: f64,
@@ -208,13 +234,20 @@ impl SequentialStatus {
             ));
         }
         if let Some(latency) = &self.latency {
-            let ratio = latency
-                .ratio
-                .map_or_else(|| "n/a".to_string(), |r| format!("x{r:.2}"));
-            parts.push(format!(
-                "latency {ratio} ({})",
-                evidence(latency.log_evidence, latency.log_threshold)
-            ));
+            if latency.warmup_requests_left > 0 {
+                parts.push(format!(
+                    "latency warming up ({} canary requests to go)",
+                    latency.warmup_requests_left
+                ));
+            } else {
+                let ratio = latency
+                    .ratio
+                    .map_or_else(|| "n/a".to_string(), |r| format!("x{r:.2}"));
+                parts.push(format!(
+                    "latency {ratio} ({})",
+                    evidence(latency.log_evidence, latency.log_threshold)
+                ));
+            }
         }
         let body = if parts.is_empty() {
             "no checks on".to_string()

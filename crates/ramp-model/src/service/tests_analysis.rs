@@ -66,7 +66,7 @@ spec:
         - name: sequential
           interval: 10s
           provider:
-            sequential: {falseAlarmRate: 0.05, errors: true, latency: false, minErrorRatio: 2, minLatencyRatio: 1.2}
+            sequential: {falseAlarmRate: 0.05, errors: true, latency: false, minErrorRatio: 2, minLatencyRatio: 1.2, latencyWarmupRequests: 500}
         - name: kayenta
           interval: 1m
           count: 5
@@ -216,6 +216,7 @@ fn every_provider_parses_into_the_expected_templates() {
                         latency: false,
                         min_error_ratio: 2.0,
                         min_latency_ratio: 1.2,
+                        latency_warmup_requests: 500,
                     }),
                 )
             },
@@ -1139,6 +1140,26 @@ fn unknown_fields_in_templates_name_their_path_and_line() {
         message.contains("unknown field `initialDelai`"),
         "{message}"
     );
+}
+
+#[test]
+fn a_warmup_that_is_not_a_request_count_names_its_line() {
+    let text = ANALYSIS.replace("latencyWarmupRequests: 500", "latencyWarmupRequests: -1");
+    let Err(ModelError::Syntax {
+        path,
+        line,
+        message,
+        ..
+    }) = ServiceSpec::from_yaml(&text)
+    else {
+        panic!("expected a syntax error")
+    };
+    assert_eq!(
+        path.as_deref(),
+        Some("spec.analysisTemplates[2].metrics[0].provider.sequential")
+    );
+    assert_eq!(line, line_of(&text, "latencyWarmupRequests"));
+    assert!(message.contains("whole number"), "{message}");
 }
 
 /// Templates `a` (argument `x`, required), `b` (argument `y`, with a default) and `c` (none).

@@ -12,9 +12,11 @@ fn errors_only() -> SequentialSettings {
     }
 }
 
+/// The latency check alone, judging from the first request.
 fn latency_only() -> SequentialSettings {
     SequentialSettings {
         errors: false,
+        latency_warmup_requests: 0,
         ..SequentialSettings::default()
     }
 }
@@ -158,4 +160,53 @@ fn latency_is_not_tested_before_the_variance_has_settled() {
         &slice(1, 0, moments(1.0, -3.0, 0.5)),
     );
     assert!(judge.failed(), "{}", judge.status().summary());
+}
+
+#[test]
+fn the_canarys_warmup_requests_are_left_out_of_the_latency_check() {
+    let settings = SequentialSettings {
+        latency_warmup_requests: 100,
+        ..latency_only()
+    };
+    let mut judge = SequentialJudge::new(settings);
+    let slow = || slice(30, 0, moments(30.0, 0.0, 0.5));
+    let usual = || slice(170, 0, moments(170.0, -3.0, 0.5));
+    // Slices holding the first 100 canary requests (0-29, 30-59, 60-89, 90-119) are left out,
+    // however slow: 20 times slower here.
+    for left in [100, 70, 40, 10] {
+        assert_eq!(judge.status().latency.unwrap().warmup_requests_left, left);
+        judge.observe(&slow(), &usual());
+        assert!(!judge.failed(), "{}", judge.status().summary());
+    }
+    let status = judge.status().latency.unwrap();
+    assert_eq!((status.warmup_requests_left, status.ratio), (0, None));
+    assert_eq!(status.log_evidence, 0.0);
+    assert_eq!(
+        judge.status().canary.requests,
+        120,
+        "totals count every request"
+    );
+    // From the next slice on, latencies count.
+    judge.observe(&slow(), &usual());
+    assert!(judge.failed(), "{}", judge.status().summary());
+}
+
+#[test]
+fn the_warmup_leaves_the_error_check_alone() {
+    let settings = SequentialSettings {
+        latency_warmup_requests: u64::MAX,
+        ..SequentialSettings::default()
+    };
+    let mut judge = SequentialJudge::new(settings);
+    let mut slices = 0;
+    while !judge.failed() && slices < 100 {
+        judge.observe(
+            &slice(20, 6, moments(20.0, 0.0, 0.5)),
+            &slice(180, 1, moments(180.0, -3.0, 0.5)),
+        );
+        slices += 1;
+    }
+    let status = judge.status();
+    assert_eq!(status.failed, Some(crate::sequential::FailedCheck::Errors));
+    assert!(status.latency.unwrap().ratio.is_none());
 }

@@ -225,7 +225,10 @@ fn huge_counts_saturate_instead_of_overflowing() {
 
 #[test]
 fn latency_differences_beyond_float_range_are_ignored() {
-    let mut judge = SequentialJudge::new(SequentialSettings::default());
+    let mut judge = SequentialJudge::new(SequentialSettings {
+        latency_warmup_requests: 0,
+        ..Default::default()
+    });
     judge.observe(&typical(20, 0), &typical(180, 0));
     let high = slice(
         1,
@@ -270,10 +273,26 @@ fn with_both_checks_off_nothing_fails() {
 #[test]
 fn the_summary_reads_as_one_line() {
     let mut judge = SequentialJudge::new(SequentialSettings::default());
+    assert_eq!(
+        judge.status().summary(),
+        "errors n/a vs n/a (evidence 0.0 of 4.9 needed); \
+         latency warming up (100 canary requests to go)"
+    );
+    // The first 100 canary requests are the latency check's warm-up.
+    judge.observe(&typical(50, 0), &typical(500, 5));
+    judge.observe(&typical(50, 1), &typical(500, 5));
+    assert!(
+        judge
+            .status()
+            .summary()
+            .ends_with("; latency n/a (evidence 0.0 of 6.0 needed)"),
+        "{}",
+        judge.status().summary()
+    );
     judge.observe(&typical(100, 5), &typical(1_000, 10));
     let summary = judge.status().summary();
     assert!(
-        summary.starts_with("errors 5.0% vs 1.0% (evidence "),
+        summary.starts_with("errors 3.0% vs 1.0% (evidence "),
         "{summary}"
     );
     assert!(

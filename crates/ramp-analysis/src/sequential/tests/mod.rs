@@ -1,5 +1,6 @@
 mod calibration;
 mod evidence;
+mod fast_services;
 mod judge;
 mod properties;
 mod sim;

@@ -32,15 +32,17 @@ fn any_settings() -> impl Strategy<Value = SequentialSettings> {
         any::<bool>(),
         0.5..5.0f64,
         0.5..3.0f64,
+        prop_oneof![0..500u64, Just(u64::MAX)],
     )
         .prop_map(
-            |(false_alarm_rate, errors, latency, min_error_ratio, min_latency_ratio)| {
+            |(false_alarm_rate, errors, latency, min_error_ratio, min_latency_ratio, warmup)| {
                 SequentialSettings {
                     false_alarm_rate,
                     errors,
                     latency,
                     min_error_ratio,
                     min_latency_ratio,
+                    latency_warmup_requests: warmup,
                 }
             },
         )

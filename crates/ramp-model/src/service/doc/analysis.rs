@@ -100,6 +100,7 @@ pub(in crate::service) struct SequentialDoc {
     pub(in crate::service) latency: Option<bool>,
     pub(in crate::service) min_error_ratio: Option<Spanned<f64>>,
     pub(in crate::service) min_latency_ratio: Option<Spanned<f64>>,
+    pub(in crate::service) latency_warmup_requests: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

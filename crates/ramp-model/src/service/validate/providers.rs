@@ -347,6 +347,9 @@ impl SequentialDoc {
                 default.min_latency_ratio,
                 p,
             ),
+            latency_warmup_requests: doc
+                .latency_warmup_requests
+                .unwrap_or(default.latency_warmup_requests),
         };
         if !settings.errors && !settings.latency {
             p.push(

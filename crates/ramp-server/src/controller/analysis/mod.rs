@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ramp_analysis::run::{MeasurementPhase, Outcome, Phase, Run};
 use ramp_analysis::sequential::SequentialJudge;
-use ramp_analysis::{Provider, Tally};
+use ramp_analysis::{Provider, SliceTraffic};
 use ramp_metrics::RevisionSnapshot;
 use ramp_model::ServiceSpec;
 use ramp_rollout::{AnalysisKind, Millis, ServiceState, Verdict, WantedAnalysis};
@@ -75,7 +75,7 @@ struct Active {
     /// Judges whose failure was already recorded.
     failure_recorded: BTreeSet<usize>,
     /// Traffic not yet shown to the judges (canary, baseline): see [`JUDGE_SLICE_REQUESTS`].
-    pending: (Tally, Tally),
+    pending: (RevisionSnapshot, RevisionSnapshot),
     /// When `pending` began.
     pending_since: Millis,
     started: Millis,
@@ -244,19 +244,21 @@ impl Active {
                 .unwrap_or_default()
         });
         let deltas = self.evidence.update(now, current);
-        self.pending.0.merge(&Tally::from_window(&deltas[CANARY]));
-        self.pending.1.merge(&Tally::from_window(&deltas[BASELINE]));
+        self.pending.0.merge(&deltas[CANARY]);
+        self.pending.1.merge(&deltas[BASELINE]);
         // Judges see a slice once both sides served enough requests to say something, or a
         // second has passed. The cut depends on request counts and time only, never on
         // errors or latencies, so the test stays valid however often it looks.
         let (canary, baseline) = &self.pending;
-        let enough = canary.requests.min(baseline.requests) >= JUDGE_SLICE_REQUESTS;
+        let enough = canary.total().min(baseline.total()) >= JUDGE_SLICE_REQUESTS;
         if enough || now.saturating_sub(self.pending_since) >= JUDGE_SLICE_MAX_MS {
             let (canary, baseline) = std::mem::take(&mut self.pending);
+            let canary = SliceTraffic::from_window(&canary);
+            let baseline = SliceTraffic::from_window(&baseline);
             self.pending_since = now;
             // A failure is recorded the moment it happens.
             for (&i, judge) in &mut self.judges {
-                judge.observe(&canary, &baseline);
+                judge.observe_traffic(&canary, &baseline);
                 if judge.failed() && self.failure_recorded.insert(i) {
                     self.run.record(i, sequential_outcome(judge), now);
                 }
