@@ -142,7 +142,12 @@ mod tests {
             max_error_rate: 0.03,
             max_p99_seconds: 10.0,
         };
-        vec![Judge::new(&spec, None), Judge::new(&spec, Some(strict))]
+        // Argo-style judges do not look at the scenario.
+        let scenario = by_name("aa").unwrap();
+        vec![
+            Judge::new(&spec, None, scenario, 0.01),
+            Judge::new(&spec, Some(strict), scenario, 0.01),
+        ]
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::judges::{ANCHORS, LINEUP, OURS};
+use crate::judges::{ANCHORS, LINEUP, ORACLE, OURS};
 use crate::scenario::{self, Kind};
 use crate::stats::Summary;
 
@@ -69,6 +69,11 @@ pub(crate) struct HeadlineEntry {
     /// the best anchor's median time (or detecting where the anchor's median is never
     /// reached).
     pub(crate) meets_goal: bool,
+    /// The yardstick's median time to detect: a test told both sides' true behaviour.
+    pub(crate) oracle_p50_s: Option<f64>,
+    /// Whether even the yardstick detects in at most a third of the best anchor's median:
+    /// when it does not, the scenario's traffic does not hold the information the goal needs.
+    pub(crate) goal_within_information: bool,
 }
 
 /// Detection time at a matched false-alarm rate.
@@ -156,6 +161,12 @@ pub(crate) fn headline(
                 ratio,
                 best_anchor_drift_false_alarm_rate: best_anchor.and_then(drift_rate),
                 meets_goal: best_anchor.is_some() && ours_within_budget && faster,
+                oracle_p50_s: p50(ORACLE),
+                goal_within_information: match (p50(ORACLE), best_anchor_p50_s) {
+                    (Some(oracle), Some(anchor)) => anchor >= GOAL_SPEEDUP * oracle,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                },
             },
         );
     }

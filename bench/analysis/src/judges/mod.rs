@@ -3,12 +3,15 @@
 
 pub(crate) mod argo;
 pub(crate) mod kayenta_mwu;
+pub(crate) mod oracle;
 pub(crate) mod ramp_sequential;
 
 use argo::{ArgoJudge, Measurement, Thresholds};
 use kayenta_mwu::KayentaJudge;
+use oracle::OracleJudge;
 use ramp_sequential::RampJudge;
 
+use crate::scenario::Scenario;
 use crate::stream::{Request, TICKS_PER_SECOND};
 
 /// How a judge works.
@@ -26,6 +29,8 @@ pub(crate) enum Method {
         /// Ticks per tally.
         slice_ticks: u32,
     },
+    /// The yardstick: a test told both sides' true behaviour (see [`oracle`]).
+    Oracle,
 }
 
 /// A judge of the line-up.
@@ -43,7 +48,7 @@ pub(crate) const OURS: &str = "ramp_sequential";
 pub(crate) const ANCHORS: [&str; 2] = ["argo_threshold", "kayenta_mwu"];
 
 /// Every judge, in table order.
-pub(crate) const LINEUP: [JudgeSpec; 5] = [
+pub(crate) const LINEUP: [JudgeSpec; 6] = [
     JudgeSpec {
         name: "argo_threshold",
         method: Method::Argo {
@@ -70,7 +75,14 @@ pub(crate) const LINEUP: [JudgeSpec; 5] = [
         name: "ramp_sequential_100ms",
         method: Method::Ramp { slice_ticks: 1 },
     },
+    JudgeSpec {
+        name: ORACLE,
+        method: Method::Oracle,
+    },
 ];
+
+/// The yardstick's name.
+pub(crate) const ORACLE: &str = "oracle_sprt";
 
 /// One judge's state over one run.
 #[derive(Debug)]
@@ -81,17 +93,26 @@ pub(crate) enum Judge {
     Kayenta(Box<KayentaJudge>),
     /// See [`ramp_sequential`].
     Ramp(Box<RampJudge>),
+    /// See [`oracle`].
+    Oracle(Box<OracleJudge>),
 }
 
 impl Judge {
-    /// A fresh judge for `spec`; Argo-style judges fail only once given `thresholds`.
-    pub(crate) fn new(spec: &JudgeSpec, thresholds: Option<Thresholds>) -> Judge {
+    /// A fresh judge for `spec` in `scenario`; Argo-style judges fail only once given
+    /// `thresholds`; the oracle is held to `false_alarm_rate`.
+    pub(crate) fn new(
+        spec: &JudgeSpec,
+        thresholds: Option<Thresholds>,
+        scenario: &Scenario,
+        false_alarm_rate: f64,
+    ) -> Judge {
         match spec.method {
             Method::Argo { interval_seconds } => {
                 Judge::Argo(ArgoJudge::new(interval_seconds, thresholds))
             }
             Method::Kayenta => Judge::Kayenta(Box::new(KayentaJudge::new())),
             Method::Ramp { slice_ticks } => Judge::Ramp(Box::new(RampJudge::new(slice_ticks))),
+            Method::Oracle => Judge::Oracle(Box::new(OracleJudge::new(scenario, false_alarm_rate))),
         }
     }
 
@@ -101,6 +122,7 @@ impl Judge {
             Judge::Argo(judge) => judge.observe_tick(tick, requests),
             Judge::Kayenta(judge) => judge.observe_tick(tick, requests),
             Judge::Ramp(judge) => judge.observe_tick(tick, requests),
+            Judge::Oracle(judge) => judge.observe_tick(tick, requests),
         }
     }
 
@@ -108,7 +130,7 @@ impl Judge {
     pub(crate) fn into_measurements(self) -> Vec<Measurement> {
         match self {
             Judge::Argo(judge) => judge.into_measurements(),
-            Judge::Kayenta(_) | Judge::Ramp(_) => Vec::new(),
+            Judge::Kayenta(_) | Judge::Ramp(_) | Judge::Oracle(_) => Vec::new(),
         }
     }
 }
