@@ -161,9 +161,10 @@ impl SequentialJudge {
 pub struct SequentialStatus {
     /// The check that failed first, if any.
     pub failed: Option<FailedCheck>,
-    /// What the canary served so far.
+    /// What the canary served so far (latencies as judged: winsorized when the traffic came
+    /// through [`SequentialJudge::observe_traffic`]).
     pub canary: Tally,
-    /// What the baseline served so far.
+    /// What the baseline served so far, alike.
     pub baseline: Tally,
     /// The error check's evidence; `None` when the check is off.
     pub errors: Option<ErrorEvidence>,
