@@ -29,7 +29,8 @@ fn only_problem(text: &str) -> (String, usize, String) {
     (p.path.clone(), p.line, p.message.clone())
 }
 
-fn syntax(text: &str) -> (Option<String>, usize, String) {
+/// The syntax error of `text`, as (path, line, message).
+pub(super) fn syntax(text: &str) -> (Option<String>, usize, String) {
     match ServiceSpec::from_yaml(text) {
         Err(ModelError::Syntax {
             path,

@@ -10,7 +10,7 @@ use ramp_analysis::{
     Target, TemplateArg, WebQuery,
 };
 
-use super::tests::{problems, secs};
+use super::tests::{problems, secs, syntax};
 use super::*;
 
 /// Every provider, most fields set, used by a canary's steps and its background analysis.
@@ -1122,15 +1122,7 @@ fn a_cel_error_carries_the_parsers_message_on_one_line() {
 #[test]
 fn unknown_fields_in_templates_name_their_path_and_line() {
     let text = ANALYSIS.replace("initialDelay: 10s", "initialDelai: 10s");
-    let Err(ModelError::Syntax {
-        path,
-        line,
-        message,
-        ..
-    }) = ServiceSpec::from_yaml(&text)
-    else {
-        panic!("expected a syntax error")
-    };
+    let (path, line, message) = syntax(&text);
     assert_eq!(
         path.as_deref(),
         Some("spec.analysisTemplates[0].metrics[0].initialDelai")
@@ -1145,15 +1137,7 @@ fn unknown_fields_in_templates_name_their_path_and_line() {
 #[test]
 fn a_warmup_that_is_not_a_request_count_names_its_line() {
     let text = ANALYSIS.replace("latencyWarmupRequests: 500", "latencyWarmupRequests: -1");
-    let Err(ModelError::Syntax {
-        path,
-        line,
-        message,
-        ..
-    }) = ServiceSpec::from_yaml(&text)
-    else {
-        panic!("expected a syntax error")
-    };
+    let (path, line, message) = syntax(&text);
     assert_eq!(
         path.as_deref(),
         Some("spec.analysisTemplates[2].metrics[0].provider.sequential")
