@@ -13,7 +13,7 @@
 
 use ramp_metrics::RevisionSnapshot;
 
-use crate::tally::LATENCY_FLOOR_SECONDS;
+use crate::tally::log_latency;
 use crate::{Moments, Tally};
 
 /// Half-width of the winsorizing band, in pooled median absolute deviations of log latency.
@@ -58,7 +58,7 @@ impl SliceTraffic {
 /// Both sides' tallies, their log latencies winsorized at bounds drawn from the two sides
 /// pooled (see the module documentation).
 pub fn judged_tallies(canary: &SliceTraffic, baseline: &SliceTraffic) -> (Tally, Tally) {
-    let log = |&(seconds, count): &(f64, u64)| ((seconds + LATENCY_FLOOR_SECONDS).ln(), count);
+    let log = |&(seconds, count): &(f64, u64)| (log_latency(seconds), count);
     let mut pooled: Vec<(f64, u64)> = canary
         .latencies
         .iter()
@@ -126,7 +126,7 @@ mod tests {
     }
 
     fn log(ms: f64) -> f64 {
-        (ms / 1e3 + LATENCY_FLOOR_SECONDS).ln()
+        (ms / 1e3 + crate::tally::LATENCY_FLOOR_SECONDS).ln()
     }
 
     #[test]
@@ -188,6 +188,16 @@ mod tests {
         let (c, _) = judged_tallies(&odd, &SliceTraffic::default());
         assert_eq!((c.requests, c.errors), (3, 3));
         assert_eq!(c.log_latency.n, 1.0, "only the negative latency, as zero");
+        assert!((c.log_latency.sum - log(0.0)).abs() < 1e-12, "{c:?}");
+    }
+
+    #[test]
+    fn recording_counts_every_request_and_keeps_finite_latencies() {
+        let mut t = SliceTraffic::default();
+        t.record(0.0, false);
+        t.record(f64::NAN, true);
+        assert_eq!((t.requests, t.errors), (2, 1));
+        assert_eq!(t.latencies, [(0.0, 1)]);
     }
 
     #[test]
