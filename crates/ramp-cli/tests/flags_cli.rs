@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Proc, TempDir, free_port, local, wait_listening, write_atomic};
+use common::{Proc, free_port, local, temp_dir, wait_listening, write_atomic};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,7 +48,7 @@ async fn evaluate(addr: SocketAddr, context: Value) -> Value {
 
 #[tokio::test]
 async fn serves_ofrep_follows_edits_and_exits_cleanly_on_sigterm() {
-    let dir = TempDir::new("flags");
+    let dir = temp_dir("flags");
     let path = dir.path().join("flags.json");
     std::fs::write(&path, FLAGS).unwrap();
     let ofrep = local(free_port());
@@ -114,7 +114,7 @@ async fn serves_ofrep_follows_edits_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn an_invalid_flag_file_stops_startup_naming_the_file_and_json_path() {
-    let dir = TempDir::new("flags-bad");
+    let dir = temp_dir("flags-bad");
     let path = dir.path().join("broken.yaml");
     std::fs::write(
         &path,

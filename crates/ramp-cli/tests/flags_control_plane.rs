@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Proc, RAMP, TempDir, free_port, local, wait_listening};
+use common::{Proc, RAMP, free_port, local, temp_dir, wait_listening};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,12 +39,12 @@ struct ControlPlane {
     grpc: SocketAddr,
     sync: SocketAddr,
     data_dir: String,
-    dir: TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl ControlPlane {
     async fn start() -> ControlPlane {
-        let dir = TempDir::new("flags-control-plane");
+        let dir = temp_dir("flags-control-plane");
         let data_dir = dir.path().join("data").to_string_lossy().into_owned();
         let mut last_error = String::new();
         for _ in 0..3 {

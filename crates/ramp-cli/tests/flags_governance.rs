@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{RAMP, TempDir};
+use common::{RAMP, temp_dir};
 use serde_json::Value;
 
 /// What a finished `ramp` run left behind.
@@ -87,7 +87,7 @@ const TODAY: &str = "2025-06-15";
 
 #[test]
 fn lint_errors_fail_and_name_the_rule_file_and_path() {
-    let dir = TempDir::new("lint-errors");
+    let dir = temp_dir("lint-errors");
     let file = write(
         dir.path(),
         "flags.json",
@@ -142,7 +142,7 @@ fn lint_errors_fail_and_name_the_rule_file_and_path() {
 
 #[test]
 fn lint_warnings_pass_unless_strict() {
-    let dir = TempDir::new("lint-warnings");
+    let dir = temp_dir("lint-warnings");
     let file = write(
         dir.path(),
         "flags.json",
@@ -183,7 +183,7 @@ fn lint_warnings_pass_unless_strict() {
 
 #[test]
 fn lint_reports_finished_releases_by_file_age() {
-    let dir = TempDir::new("lint-finished");
+    let dir = temp_dir("lint-finished");
     let release = r#"{"owner": "a", "type": "release", "expires": "2026-01-01"}"#;
     let split = r#""split": {"state": "ENABLED", "variants": {"on": true, "off": false},
         "defaultVariant": "off", "targeting": {"fractional": [["on", 1], ["off", 1]]},
@@ -229,7 +229,7 @@ fn lint_reports_finished_releases_by_file_age() {
 
 #[test]
 fn lint_json_output_carries_every_field() {
-    let dir = TempDir::new("lint-json");
+    let dir = temp_dir("lint-json");
     let file = write(
         dir.path(),
         "flags.json",
@@ -257,7 +257,7 @@ fn lint_json_output_carries_every_field() {
 
 #[test]
 fn lint_and_refs_refuse_unusable_flag_files() {
-    let dir = TempDir::new("lint-bad-input");
+    let dir = temp_dir("lint-bad-input");
     let invalid = write(
         dir.path(),
         "bad.json",
@@ -335,7 +335,7 @@ fn source_tree(dir: &Path) {
 
 #[test]
 fn refs_reports_unknown_references_and_unused_flags() {
-    let dir = TempDir::new("refs");
+    let dir = temp_dir("refs");
     let tree = dir.path().join("src");
     source_tree(&tree);
     let tree = tree.to_str().unwrap();
@@ -403,7 +403,7 @@ fn refs_reports_unknown_references_and_unused_flags() {
 
 #[test]
 fn refs_fails_on_unused_flags_only_when_asked() {
-    let dir = TempDir::new("refs-unused");
+    let dir = temp_dir("refs-unused");
     let tree = dir.path().join("src");
     write(
         &tree,

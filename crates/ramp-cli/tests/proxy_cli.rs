@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    Client, Proc, RampProxy, TempDir, demo_app, free_port, line_of, load, local, metric_value,
-    revisions, wait_for_revision,
+    Client, Proc, RampProxy, demo_app, free_port, line_of, load, local, metric_value, revisions,
+    temp_dir, wait_for_revision,
 };
 
 /// How quickly a changed file must take effect (the router checks it twice a second).
@@ -342,7 +342,7 @@ async fn bad_reloads_are_refused_and_the_old_table_keeps_serving() {
 /// missing file exits non-zero naming the path.
 #[tokio::test]
 async fn invalid_or_missing_config_at_startup_exits_nonzero_with_a_precise_message() {
-    let dir = TempDir::new("startup");
+    let dir = temp_dir("startup");
     let listen = local(free_port());
     let up = local(free_port());
     let cases: Vec<(&str, String, Vec<String>)> = {

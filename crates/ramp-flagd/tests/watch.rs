@@ -13,7 +13,7 @@ use ramp_flagd::{ChangeNotice, FileWatcher, FlagSource};
 use ramp_flags::model::Selector;
 use ramp_flags::resolve::ValueType;
 use serde_json::{Map, Value, json};
-use support::{TempDir, write_atomic};
+use support::{temp_dir, write_atomic};
 use tokio::sync::{broadcast, watch};
 
 /// Far longer than any test: a change seen sooner than [`SEEN_WITHIN`] came through an event.
@@ -81,7 +81,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_place_edits_are_seen_through_events_long_before_the_poll() {
-    let dir = TempDir::new("watch-edit");
+    let dir = temp_dir("watch-edit");
     let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json("v0")).expect("write");
     let mut watching = Watching::start(std::slice::from_ref(&path));
@@ -116,7 +116,7 @@ async fn in_place_edits_are_seen_through_events_long_before_the_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_atomic_rename_over_the_file_is_seen() {
-    let dir = TempDir::new("watch-rename");
+    let dir = temp_dir("watch-rename");
     let path = dir.path().join("flags.yaml");
     std::fs::write(
         &path,
@@ -138,7 +138,7 @@ async fn an_atomic_rename_over_the_file_is_seen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_symlink_swap_is_seen() {
     // A mounted ConfigMap: flags.json -> ..data/flags.json, ..data -> ..<version>.
-    let dir = TempDir::new("watch-configmap");
+    let dir = temp_dir("watch-configmap");
     let root = dir.path();
     let version = |name: &str, value: &str| {
         std::fs::create_dir(root.join(name)).expect("version dir");
@@ -170,7 +170,7 @@ async fn a_configmap_symlink_swap_is_seen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_file_is_accepted_once_complete_and_never_refused() {
-    let dir = TempDir::new("watch-chunks");
+    let dir = temp_dir("watch-chunks");
     let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json("before")).expect("write");
     let mut watching = Watching::start(std::slice::from_ref(&path));
@@ -208,7 +208,7 @@ async fn a_half_written_file_is_accepted_once_complete_and_never_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_edit_is_refused_once_and_the_last_good_flags_keep_serving() {
-    let dir = TempDir::new("watch-invalid");
+    let dir = temp_dir("watch-invalid");
     let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json("good")).expect("write");
     let mut watching = Watching::start(std::slice::from_ref(&path));

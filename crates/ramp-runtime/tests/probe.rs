@@ -101,7 +101,7 @@ async fn exec_probe_needs_exit_zero_and_gets_the_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_probe_is_killed_on_timeout() {
     let dir = common::temp_dir("exec-timeout");
-    let marker = dir.join("survived");
+    let marker = dir.path().join("survived");
     let script = format!("sleep 1; touch {}", marker.display());
     let started = Instant::now();
     let err = probe_once(&exec(&["sh", "-c", &script]), 1, Duration::from_millis(200))
@@ -111,7 +111,7 @@ async fn exec_probe_is_killed_on_timeout() {
     assert!(started.elapsed() < Duration::from_millis(900));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!marker.exists(), "the probe command kept running");
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +127,7 @@ async fn run_command_kills_the_whole_group_on_timeout() {
 
     // A child of the command (in the background, so not the process waited for) goes too.
     let dir = common::temp_dir("run-command-timeout");
-    let marker = dir.join("survived");
+    let marker = dir.path().join("survived");
     let script = format!("(sleep 1; touch {}) & wait", marker.display());
     let started = Instant::now();
     let err = run_command(&args(&["sh", "-c", &script]), Duration::from_millis(200))
@@ -137,5 +137,5 @@ async fn run_command_kills_the_whole_group_on_timeout() {
     assert!(started.elapsed() < Duration::from_millis(900));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!marker.exists(), "a child of the command kept running");
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }

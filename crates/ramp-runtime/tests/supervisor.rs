@@ -14,12 +14,13 @@ use ramp_runtime::{
     InstanceSpec, InstanceState, Phase, ProcessId, RuntimeError, StopOutcome, Supervisor,
     is_same_process, stop_process, tail_log,
 };
+use tempfile::TempDir;
 use tokio::sync::watch;
 
 /// An instance running `sh -c script` in a fresh directory, logging to `<dir>/logs/app.log`.
-fn spec(name: &str, script: &str) -> (InstanceSpec, PathBuf) {
+fn spec(name: &str, script: &str) -> (InstanceSpec, TempDir) {
     let dir = common::temp_dir(name);
-    (spec_in(&dir, name, script), dir)
+    (spec_in(dir.path(), name, script), dir)
 }
 
 /// An instance running `sh -c script` in `dir`.
@@ -193,7 +194,7 @@ async fn a_crashing_process_is_restarted_with_growing_backoff() {
         .count();
     assert!(runs >= 3, "{runs} runs logged");
     assert_ne!(sup.stop().await, StopOutcome::Killed);
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,13 +204,13 @@ async fn death_by_signal_is_described() {
     let state = wait_state(&mut sup.watch(), "a restart", |s| s.restarts == 1).await;
     assert_eq!(state.last_exit.as_deref(), Some("killed by SIGKILL"));
     sup.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_left_by_a_crash_are_killed_before_the_restart() {
     let (spec, dir) = spec("crash-orphans", "sleep 100 & echo $! >> children; exit 1");
-    let children = dir.join("children");
+    let children = dir.path().join("children");
     let sup = Supervisor::launch(spec).unwrap();
     wait_state(&mut sup.watch(), "a restart", |s| s.restarts == 1).await;
     let first: u32 = std::fs::read_to_string(&children)
@@ -226,7 +227,7 @@ async fn children_left_by_a_crash_are_killed_before_the_restart() {
         "orphan {first} alive: {stat}"
     );
     sup.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +245,7 @@ async fn stdout_and_stderr_land_in_the_log() {
     );
     assert_eq!(tail_log(&log, 100).unwrap().len(), 52);
     assert_eq!(sup.stop().await, StopOutcome::Exited);
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +268,7 @@ async fn the_port_is_substituted_in_args_and_env_and_exported() {
         ["arg=--listen=127.0.0.1:43210 url=http://127.0.0.1:43210/x port=43210"]
     );
     sup.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +287,7 @@ async fn stop_sends_the_configured_signal_first() {
     assert!(live_members(pid).is_empty());
     let last = rx.borrow_and_update().clone();
     assert_eq!((last.phase, last.process), (Phase::Stopped, None));
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +300,7 @@ async fn stop_uses_another_configured_signal() {
     common::wait_for_text(&log, "started", 5).await;
     assert_eq!(sup.stop().await, StopOutcome::Exited);
     assert!(std::fs::read_to_string(&log).unwrap().contains("got USR1"));
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +320,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
     assert!(!is_same_process(process));
     assert!(live_members(process.pid).is_empty());
     wait_group_empty(process.pid).await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +333,7 @@ async fn stop_leaves_no_children_behind() {
     assert_eq!(sup.stop().await, StopOutcome::Exited);
     assert!(live_members(pgid).is_empty());
     wait_group_empty(pgid).await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,7 +350,7 @@ async fn stop_kills_children_that_ignore_the_signal() {
     assert_eq!(sup.stop().await, StopOutcome::Killed);
     assert!(live_members(pgid).is_empty());
     wait_group_empty(pgid).await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,7 +362,7 @@ async fn stop_between_restarts_finds_nothing_running() {
     })
     .await;
     assert_eq!(sup.stop().await, StopOutcome::AlreadyGone);
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,13 +375,13 @@ async fn without_readiness_probe_running_is_ready() {
     assert_eq!((state.restarts, state.crash_looping), (0, false));
     assert_eq!(sup.stop().await, StopOutcome::Exited);
     assert!(!is_same_process(process));
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_gates_the_instance() {
     let (mut spec, dir) = spec("readiness", "exec sleep 100");
-    let flag = dir.join("ready");
+    let flag = dir.path().join("ready");
     spec.readiness = Some(file_probe(&flag, 2));
     let sup = Supervisor::launch(spec).unwrap();
     let mut rx = sup.watch();
@@ -401,7 +402,7 @@ async fn readiness_gates_the_instance() {
     assert_eq!(again.restarts, 0);
     assert_eq!(again.process, ready.process);
     assert_eq!(sup.stop().await, StopOutcome::Exited);
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,13 +427,13 @@ async fn readiness_over_http() {
     assert!(seen.len() >= 2, "{seen:?}");
     assert!(seen[0].starts_with("GET /healthz HTTP/1.1\r\n"));
     sup.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveness_failure_restarts_the_instance() {
     let (mut spec, dir) = spec("liveness", "exec sleep 100");
-    let flag = dir.join("alive");
+    let flag = dir.path().join("alive");
     std::fs::write(&flag, "").unwrap();
     spec.liveness = Some(file_probe(&flag, 2));
     let sup = Supervisor::launch(spec).unwrap();
@@ -448,7 +449,7 @@ async fn liveness_failure_restarts_the_instance() {
     assert_ne!(second, first);
     assert_eq!(state.restarts, 1);
     assert_eq!(sup.stop().await, StopOutcome::Exited);
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,7 +476,7 @@ async fn a_detached_instance_is_adopted_and_stopped() {
     assert!(!is_same_process(process));
     assert!(std::fs::read_to_string(&log).unwrap().contains("got TERM"));
     assert!(live_members(process.pid).is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,7 +499,7 @@ async fn an_adopted_instance_that_dies_is_restarted() {
     assert!(is_same_process(replacement));
     sup.stop().await;
     assert!(!is_same_process(replacement));
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,7 +523,7 @@ async fn adopting_a_dead_or_reused_pid_fails() {
     sup.stop().await;
     let err = Supervisor::adopt(spec, process, 0).unwrap_err();
     assert!(matches!(err, RuntimeError::NotRunning { .. }), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +538,7 @@ async fn start_errors_name_what_is_wrong() {
         "{err}"
     );
 
-    let not_executable = dir.join("not-executable");
+    let not_executable = dir.path().join("not-executable");
     std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
     spec.program = not_executable.clone();
     let err = Supervisor::launch(spec.clone()).unwrap_err();
@@ -548,16 +549,16 @@ async fn start_errors_name_what_is_wrong() {
     );
 
     spec.program = PathBuf::from("/bin/sh");
-    spec.working_dir = dir.join("missing");
+    spec.working_dir = dir.path().join("missing");
     let err = Supervisor::launch(spec.clone()).unwrap_err();
     assert!(matches!(err, RuntimeError::WorkingDir { .. }), "{err}");
     assert!(err.to_string().contains("missing"), "{err}");
 
-    spec.working_dir = dir.clone();
+    spec.working_dir = dir.path().to_owned();
     spec.stop.signal = "SIGWHATEVER".to_owned();
     let err = Supervisor::launch(spec).unwrap_err();
     assert_eq!(err.to_string(), "unknown signal `SIGWHATEVER`");
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,7 +570,7 @@ async fn dropping_a_supervisor_kills_the_instance() {
     drop(sup);
     wait_no_live_members(process.pid).await;
     assert!(!is_same_process(process));
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,7 +588,7 @@ async fn stop_process_stops_an_unsupervised_instance() {
         stop_process(process, "TERM", Duration::from_secs(2)).await,
         StopOutcome::AlreadyGone
     );
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }
 
 /// Set in the copy of this test binary that plays the control plane to be killed.
@@ -615,19 +616,19 @@ async fn instances_survive_a_killed_control_plane_and_are_adopted() {
     }
 
     let (mut spec, dir) = spec("control-plane", script);
-    spec.log_path = dir.join("app.log");
+    spec.log_path = dir.path().join("app.log");
     let mut control_plane = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "instances_survive_a_killed_control_plane_and_are_adopted",
             "--nocapture",
         ])
-        .env(CONTROL_PLANE_DIR, &dir)
+        .env(CONTROL_PLANE_DIR, dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let published = common::wait_for_text(&dir.join("instance"), " ", 10).await;
+    let published = common::wait_for_text(&dir.path().join("instance"), " ", 10).await;
     let (pid, start_time) = published.split_once(' ').unwrap();
     let process = ProcessId {
         pid: pid.parse().unwrap(),
@@ -648,5 +649,5 @@ async fn instances_survive_a_killed_control_plane_and_are_adopted() {
     assert!(!is_same_process(process));
     assert_eq!(tail_log(&spec.log_path, 1).unwrap(), ["got TERM"]);
     assert!(live_members(process.pid).is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
+    dir.close().unwrap();
 }

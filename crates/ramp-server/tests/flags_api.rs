@@ -4,7 +4,7 @@
 //! `Server` runs with an in-process router agent on its socket.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,32 +27,6 @@ const CHECKOUT: &str = r#"{
     "targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "new", null]}
 }"#;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ramp-flags-api-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A control plane on a fresh data directory, its router agent running in this process (so no
 /// `ramp` binary is needed), the API, flag OFREP, gRPC evaluation and gRPC sync on free ports.
 struct Plane {
@@ -60,7 +34,7 @@ struct Plane {
     config: ServerConfig,
     agent_stop: Option<oneshot::Sender<()>>,
     agent: tokio::task::JoinHandle<()>,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Plane {
@@ -70,7 +44,10 @@ impl Plane {
 
     /// Same, with flag clients required to present `token`.
     async fn start_with(tag: &str, token: Option<&str>) -> Plane {
-        let dir = TempDir::new(tag);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ramp-flags-api-{tag}-"))
+            .tempdir()
+            .unwrap();
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.flags_token = token.map(str::to_owned);
         config.api_listen = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -320,7 +320,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::Store;
-    use crate::testutil::{TempDir, event};
+    use crate::testutil::{event, temp_dir};
     use crate::{EventQuery, SCHEMA_VERSION, StoreError};
 
     #[test]
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn open_twice_keeps_data() {
-        let dir = TempDir::new("db-reopen");
+        let dir = temp_dir("db-reopen");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "replicas: 2").unwrap();
         store.add_revision("web", "d1", "{}").unwrap();
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn pragmas_are_applied() {
-        let dir = TempDir::new("db-pragmas");
+        let dir = temp_dir("db-pragmas");
         let store = Store::open(dir.path()).unwrap();
         let held = store.hold().unwrap();
         let get = |name: &str| -> String {
@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn newer_schema_is_refused_with_both_versions() {
-        let dir = TempDir::new("db-schema");
+        let dir = temp_dir("db-schema");
         drop(Store::open(dir.path()).unwrap());
         let raw = rusqlite::Connection::open(dir.path().join("ramp.db")).unwrap();
         raw.execute(
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn calling_the_store_inside_a_transaction_fails_instead_of_deadlocking() {
-        let dir = TempDir::new("db-reentrant");
+        let dir = temp_dir("db-reentrant");
         let store = Store::open(dir.path()).unwrap();
         let inner = store.transaction(|tx| {
             tx.put_service("web", "")?;
@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn transaction_returns_value_and_commits_all_writes() {
-        let dir = TempDir::new("db-tx");
+        let dir = temp_dir("db-tx");
         let store = Store::open(dir.path()).unwrap();
         let number = store
             .transaction(|tx| {
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn concurrent_use_from_threads_and_connections() {
-        let dir = TempDir::new("db-threads");
+        let dir = temp_dir("db-threads");
         let store = Arc::new(Store::open(dir.path()).unwrap());
         store.put_service("web", "").unwrap();
         store.put_service("counter", "0").unwrap();

@@ -116,7 +116,7 @@ pub(crate) fn list(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow
 mod tests {
     use serde_json::json;
 
-    use crate::testutil::{TempDir, event};
+    use crate::testutil::{event, temp_dir};
     use crate::{EventQuery, NewEvent, Store, StoreError};
 
     fn ids(store: &Store, query: EventQuery) -> Vec<u64> {
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn append_and_read_back() {
-        let dir = TempDir::new("ev-append");
+        let dir = temp_dir("ev-append");
         let store = Store::open(dir.path()).unwrap();
         let new = NewEvent {
             actor: "user".into(),
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn filter_by_service_after_id_and_limit() {
-        let dir = TempDir::new("ev-filter");
+        let dir = temp_dir("ev-filter");
         let store = Store::open(dir.path()).unwrap();
         for i in 0..10 {
             let service = if i % 2 == 0 { "web" } else { "api" };
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn events_cannot_be_updated_or_deleted_inside_a_transaction() {
-        let dir = TempDir::new("ev-append-only");
+        let dir = temp_dir("ev-append-only");
         let store = Store::open(dir.path()).unwrap();
         store.append_event(&event("web", "a")).unwrap();
         for sql in [
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn events_cannot_be_updated_or_deleted_through_another_connection() {
-        let dir = TempDir::new("ev-append-only-raw");
+        let dir = temp_dir("ev-append-only-raw");
         let store = Store::open(dir.path()).unwrap();
         store.append_event(&event("web", "a")).unwrap();
         let raw = rusqlite::Connection::open(store.db_path()).unwrap();

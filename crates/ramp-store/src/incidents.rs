@@ -129,7 +129,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
     use crate::{IncidentRow, NewIncident, Store, StoreError, Timestamp};
 
     fn incident(service: &str, rollout: u64) -> NewIncident {
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn add_and_read_back() {
-        let dir = TempDir::new("inc-add");
+        let dir = temp_dir("inc-add");
         let store = Store::open(dir.path()).unwrap();
         let before = Timestamp::now();
         let new = NewIncident {
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn list_is_newest_first_filtered_and_limited() {
-        let dir = TempDir::new("inc-list");
+        let dir = temp_dir("inc-list");
         let store = Store::open(dir.path()).unwrap();
         for i in 0..6 {
             let service = if i % 2 == 0 { "web" } else { "api" };
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn written_in_a_transaction_with_state_or_not_at_all() {
-        let dir = TempDir::new("inc-tx");
+        let dir = temp_dir("inc-tx");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         let row = store
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn numbers_beyond_sqlite_integers_are_refused() {
-        let dir = TempDir::new("inc-range");
+        let dir = temp_dir("inc-range");
         let store = Store::open(dir.path()).unwrap();
         let too_big = NewIncident {
             stable_revision: Some(u64::MAX),
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn incidents_are_append_only_and_outlive_their_service() {
-        let dir = TempDir::new("inc-append-only");
+        let dir = temp_dir("inc-append-only");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         store.add_incident(&incident("web", 1)).unwrap();
@@ -287,7 +287,7 @@ mod tests {
             limit in 0..25usize,
         ) {
             let names = ["web", "api", "db", "ghost"];
-            let dir = TempDir::new("inc-prop");
+            let dir = temp_dir("inc-prop");
             let store = Store::open(dir.path()).unwrap();
             for (i, s) in services.iter().enumerate() {
                 store.add_incident(&incident(names[*s], i as u64)).unwrap();

@@ -89,7 +89,7 @@ pub(crate) fn list(conn: &Connection, service: &str) -> Result<Vec<InstanceRow>,
 #[cfg(test)]
 mod tests {
     use super::InstanceRow;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
     use crate::{Store, StoreError, Timestamp};
 
     fn row(id: &str, service: &str) -> InstanceRow {
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn round_trip_including_none_pid() {
-        let dir = TempDir::new("inst-roundtrip");
+        let dir = temp_dir("inst-roundtrip");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         store.put_service("api", "").unwrap();
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_service_and_oversized_numbers() {
-        let dir = TempDir::new("inst-refuse");
+        let dir = temp_dir("inst-refuse");
         let store = Store::open(dir.path()).unwrap();
         let err = store.put_instance(&row("x", "ghost")).unwrap_err();
         assert!(matches!(err, StoreError::UnknownService(_)), "{err}");

@@ -253,7 +253,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::{ObjectStore, to_hex};
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
     use crate::{Store, StoreError};
 
     fn sha256(bytes: &[u8]) -> String {
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn digest_is_sha256_of_content_and_content_is_kept() {
-        let dir = TempDir::new("obj-digest");
+        let dir = temp_dir("obj-digest");
         let store = Store::open(dir.path()).unwrap();
         let objects = store.objects();
         // Larger than the copy buffer, so streaming across chunks is covered.
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn same_content_is_stored_once() {
-        let dir = TempDir::new("obj-dedup");
+        let dir = temp_dir("obj-dedup");
         let store = Store::open(dir.path()).unwrap();
         let objects = store.objects();
         let a = objects.put_bytes(b"hello", false).unwrap();
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn executable_bit_is_kept_and_objects_are_read_only() {
-        let dir = TempDir::new("obj-exec");
+        let dir = temp_dir("obj-exec");
         let store = Store::open(dir.path()).unwrap();
         let objects = store.objects();
         let script = dir.path().join("run.sh");
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn unknown_or_malformed_digest_is_an_error() {
-        let dir = TempDir::new("obj-bad");
+        let dir = temp_dir("obj-bad");
         let store = Store::open(dir.path()).unwrap();
         let objects = store.objects();
         let unknown = sha256(b"never stored");
@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn missing_source_file_is_an_io_error_and_leaves_nothing() {
-        let dir = TempDir::new("obj-missing");
+        let dir = temp_dir("obj-missing");
         let store = Store::open(dir.path()).unwrap();
         let err = store
             .objects()

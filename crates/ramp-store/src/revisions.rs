@@ -141,7 +141,7 @@ pub(crate) fn prune(
 
 #[cfg(test)]
 mod tests {
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
     use crate::{InstanceRow, Store, StoreError, Timestamp};
 
     fn numbers(store: &Store, service: &str) -> Vec<u64> {
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn numbered_per_service_and_same_digest_returns_existing() {
-        let dir = TempDir::new("rev-number");
+        let dir = temp_dir("rev-number");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         store.put_service("api", "").unwrap();
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn revision_of_unknown_service_is_refused() {
-        let dir = TempDir::new("rev-unknown");
+        let dir = temp_dir("rev-unknown");
         let store = Store::open(dir.path()).unwrap();
         let err = store.add_revision("ghost", "d", "{}").unwrap_err();
         assert!(
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn prune_keeps_newest_and_protected() {
-        let dir = TempDir::new("rev-prune");
+        let dir = temp_dir("rev-prune");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         for i in 1..=6 {
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn prune_keeps_revisions_that_instances_run() {
-        let dir = TempDir::new("rev-prune-running");
+        let dir = temp_dir("rev-prune-running");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         for i in 1..=4 {

@@ -47,12 +47,12 @@ pub(crate) fn get(conn: &Connection, service: &str) -> Result<Option<String>, St
 mod tests {
     use serde_json::json;
 
-    use crate::testutil::{TempDir, event};
+    use crate::testutil::{event, temp_dir};
     use crate::{EventQuery, NewEvent, Store, StoreError};
 
     #[test]
     fn save_writes_state_and_event() {
-        let dir = TempDir::new("state-save");
+        let dir = temp_dir("state-save");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         assert_eq!(store.state("web").unwrap(), None);
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn failing_transaction_writes_neither_state_nor_event() {
-        let dir = TempDir::new("state-atomic");
+        let dir = temp_dir("state-atomic");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         store
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn panicking_transaction_rolls_back_and_store_stays_usable() {
-        let dir = TempDir::new("state-panic");
+        let dir = temp_dir("state-panic");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn invalid_json_state_is_refused() {
-        let dir = TempDir::new("state-json");
+        let dir = temp_dir("state-json");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         let err = store

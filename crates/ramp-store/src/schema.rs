@@ -172,7 +172,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{SCHEMA_VERSION, V1, V2};
-    use crate::testutil::{TempDir, event};
+    use crate::testutil::{event, temp_dir};
     use crate::{EventQuery, NewIncident, Store, StoreError};
 
     fn stored_version(store: &Store) -> String {
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn new_database_gets_the_current_version() {
-        let dir = TempDir::new("schema-new");
+        let dir = temp_dir("schema-new");
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(stored_version(&store), SCHEMA_VERSION.to_string());
         drop(store);
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn version_1_database_is_migrated_and_keeps_its_data() {
-        let dir = TempDir::new("schema-v1");
+        let dir = temp_dir("schema-v1");
         create_v1(dir.path());
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(stored_version(&store), SCHEMA_VERSION.to_string());
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn version_2_database_gains_flags_and_keeps_its_data() {
-        let dir = TempDir::new("schema-v2");
+        let dir = temp_dir("schema-v2");
         create_v2(dir.path());
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(stored_version(&store), "3");
@@ -292,14 +292,14 @@ mod tests {
         assert_eq!(store.events(&EventQuery::default()).unwrap().len(), 2);
 
         // Migrated step by step or created at once, the schema is the same.
-        let fresh_dir = TempDir::new("schema-fresh");
+        let fresh_dir = temp_dir("schema-fresh");
         let fresh = Store::open(fresh_dir.path()).unwrap();
         assert_eq!(schema_of(&store), schema_of(&fresh));
     }
 
     #[test]
     fn unreadable_version_is_refused() {
-        let dir = TempDir::new("schema-bad");
+        let dir = temp_dir("schema-bad");
         drop(Store::open(dir.path()).unwrap());
         let raw = Connection::open(dir.path().join("ramp.db")).unwrap();
         raw.execute(

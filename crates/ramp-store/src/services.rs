@@ -69,12 +69,12 @@ pub(crate) fn require(conn: &Connection, name: &str) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testutil::{TempDir, event};
+    use crate::testutil::{event, temp_dir};
     use crate::{EventQuery, InstanceRow, Store, Timestamp};
 
     #[test]
     fn put_replaces_spec_and_keeps_created_at() {
-        let dir = TempDir::new("svc-put");
+        let dir = temp_dir("svc-put");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "image: a").unwrap();
         let first = store.service("web").unwrap().unwrap();
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn services_are_ordered_by_name() {
-        let dir = TempDir::new("svc-order");
+        let dir = temp_dir("svc-order");
         let store = Store::open(dir.path()).unwrap();
         for name in ["b", "c", "a"] {
             store.put_service(name, "").unwrap();
@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn replacing_a_spec_keeps_revisions_state_and_instances() {
-        let dir = TempDir::new("svc-replace");
+        let dir = temp_dir("svc-replace");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "v1").unwrap();
         store.add_revision("web", "d1", "{}").unwrap();
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn delete_removes_rows_but_keeps_events() {
-        let dir = TempDir::new("svc-delete");
+        let dir = temp_dir("svc-delete");
         let store = Store::open(dir.path()).unwrap();
         store.put_service("web", "").unwrap();
         store.put_service("api", "").unwrap();

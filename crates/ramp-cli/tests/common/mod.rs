@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -281,33 +281,11 @@ pub(crate) async fn demo_app(version: &str, extra: &[&str]) -> (Proc, SocketAddr
 // ---------------------------------------------------------------------------------------------
 
 /// A fresh directory under the system temp dir, removed when dropped.
-#[derive(Debug)]
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ramp-cli-test-{label}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub(crate) fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ramp-cli-test-{label}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// Replaces `path` atomically (write a sibling, then rename), as editors do.
@@ -350,14 +328,14 @@ pub(crate) struct RampProxy {
     pub(crate) admin: SocketAddr,
     pub(crate) path: PathBuf,
     // Dropped after `proc`: the process is gone before its file is.
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl RampProxy {
     /// Starts a router whose file is the standard head (listen, admin, revision header, workers)
     /// followed by `body`; waits until both the router and its admin endpoint listen.
     pub(crate) async fn start(body: &str) -> RampProxy {
-        let dir = TempDir::new("proxy");
+        let dir = temp_dir("proxy");
         let path = dir.path().join("router.yaml");
         for attempt in 0.. {
             let addr = local(free_port());

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use ramp_server::ServiceStatus;
 use serde_json::{Value, json};
 
-use crate::common::{Client, Proc, RAMP, Reply, TempDir, failure_of, free_port, local};
+use crate::common::{Client, Proc, RAMP, Reply, failure_of, free_port, local, temp_dir};
 
 /// How long the control plane may take to answer its health endpoint after it starts.
 const SERVER_STARTUP: Duration = Duration::from_secs(20);
@@ -155,7 +155,7 @@ pub(crate) struct Plane {
     /// When the plane was started (for the test's duration).
     created: Instant,
     // Dropped last: the processes are gone before their directory is.
-    dir: TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Plane {
@@ -170,7 +170,7 @@ impl std::fmt::Debug for Plane {
 impl Plane {
     /// Starts `ramp server` on a fresh data directory and a free port; waits for its API.
     pub(crate) async fn start(label: &str) -> Plane {
-        let dir = TempDir::new(label);
+        let dir = temp_dir(label);
         let data_dir = dir.path().join("data");
         let spec_dir = dir.path().join("specs");
         std::fs::create_dir_all(&spec_dir).expect("create the spec directory");

@@ -6,25 +6,13 @@ use ramp_flags::logic::FractionalVersion::{self, V1, V2, V3};
 use ramp_flags::model::Selector;
 use ramp_flags::resolve::ValueType;
 use serde_json::{Map, Value, json};
+use tempfile::TempDir;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path =
-            std::env::temp_dir().join(format!("ramp-flagd-{label}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(label: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ramp-flagd-{label}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 fn flag_json(value: &str) -> String {
@@ -42,8 +30,8 @@ fn served(source: &FlagSource) -> Option<Value> {
 
 #[test]
 fn valid_edits_swap_in_and_invalid_ones_keep_the_last_good_flags() {
-    let dir = TempDir::new("watch");
-    let path = dir.0.join("flags.json");
+    let dir = temp_dir("watch");
+    let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json("red")).unwrap();
     let source = Arc::new(FlagSource::new());
     let mut watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
@@ -71,8 +59,8 @@ fn valid_edits_swap_in_and_invalid_ones_keep_the_last_good_flags() {
 
 #[test]
 fn same_size_in_place_edits_are_found_by_the_periodic_full_read() {
-    let dir = TempDir::new("same-size");
-    let path = dir.0.join("flags.json");
+    let dir = temp_dir("same-size");
+    let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json("red")).unwrap();
     let source = Arc::new(FlagSource::new());
     let mut watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
@@ -98,7 +86,7 @@ fn touched(path: &Path) -> Trigger {
 }
 
 fn loaded(dir: &TempDir, value: &str) -> (PathBuf, Arc<FlagSource>, FileWatcher) {
-    let path = dir.0.join("flags.json");
+    let path = dir.path().join("flags.json");
     std::fs::write(&path, flag_json(value)).unwrap();
     let source = Arc::new(FlagSource::new());
     let watcher = FileWatcher::load(Arc::clone(&source), std::slice::from_ref(&path)).unwrap();
@@ -109,7 +97,7 @@ const SETTLE: Duration = FileWatcher::SETTLE_DELAY;
 
 #[test]
 fn a_half_written_file_waits_for_its_end_instead_of_being_refused() {
-    let dir = TempDir::new("half");
+    let dir = temp_dir("half");
     let (path, source, mut watcher) = loaded(&dir, "red");
     let full = flag_json("blue");
     let start = Instant::now();
@@ -143,7 +131,7 @@ fn a_half_written_file_waits_for_its_end_instead_of_being_refused() {
 
 #[test]
 fn failing_content_is_refused_once_it_stood_for_the_settle_delay() {
-    let dir = TempDir::new("settle");
+    let dir = temp_dir("settle");
     let (path, source, mut watcher) = loaded(&dir, "red");
     let start = Instant::now();
     std::fs::write(&path, r#"{"flags": {"color": "#).unwrap();
@@ -173,7 +161,7 @@ fn failing_content_is_refused_once_it_stood_for_the_settle_delay() {
 
 #[test]
 fn a_file_missing_during_a_replace_is_not_refused() {
-    let dir = TempDir::new("replace");
+    let dir = temp_dir("replace");
     let (path, source, mut watcher) = loaded(&dir, "red");
     let start = Instant::now();
     std::fs::remove_file(&path).unwrap();
@@ -196,13 +184,13 @@ fn a_file_missing_during_a_replace_is_not_refused() {
 
 #[test]
 fn events_concern_the_file_its_link_entry_and_directory_only() {
-    let dir = TempDir::new("link");
-    std::fs::create_dir(dir.0.join("..v1")).unwrap();
-    std::fs::write(dir.0.join("..v1/flags.json"), flag_json("red")).unwrap();
-    std::os::unix::fs::symlink("..v1", dir.0.join("..data")).unwrap();
-    let path = dir.0.join("flags.json");
+    let dir = temp_dir("link");
+    std::fs::create_dir(dir.path().join("..v1")).unwrap();
+    std::fs::write(dir.path().join("..v1/flags.json"), flag_json("red")).unwrap();
+    std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+    let path = dir.path().join("flags.json");
     std::os::unix::fs::symlink("..data/flags.json", &path).unwrap();
-    let other = dir.0.join("other.json");
+    let other = dir.path().join("other.json");
     std::fs::write(&other, flag_json("blue")).unwrap();
     let source = Arc::new(FlagSource::new());
     let mut watcher =
@@ -213,18 +201,18 @@ fn events_concern_the_file_its_link_entry_and_directory_only() {
         Some(std::ffi::OsStr::new("..data"))
     );
     assert!(linked.concerned_by(&path));
-    assert!(linked.concerned_by(&dir.0.join("..data")));
-    assert!(linked.concerned_by(&dir.0));
+    assert!(linked.concerned_by(&dir.path().join("..data")));
+    assert!(linked.concerned_by(dir.path()));
     assert!(!linked.concerned_by(&other));
-    assert!(!linked.concerned_by(&dir.0.join("..v1")));
-    assert_eq!(watcher.directories(), vec![dir.0.clone()]);
+    assert!(!linked.concerned_by(&dir.path().join("..v1")));
+    assert_eq!(watcher.directories(), vec![dir.path().to_path_buf()]);
 
     // The ConfigMap swap: a new version directory, `..data` renamed over to point at it.
-    std::fs::create_dir(dir.0.join("..v2")).unwrap();
-    std::fs::write(dir.0.join("..v2/flags.json"), flag_json("green")).unwrap();
-    std::os::unix::fs::symlink("..v2", dir.0.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).unwrap();
-    let outcomes = watcher.handle(touched(&dir.0.join("..data")), Instant::now());
+    std::fs::create_dir(dir.path().join("..v2")).unwrap();
+    std::fs::write(dir.path().join("..v2/flags.json"), flag_json("green")).unwrap();
+    std::os::unix::fs::symlink("..v2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    let outcomes = watcher.handle(touched(&dir.path().join("..data")), Instant::now());
     assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
     let linked_only = Selector::parse(&format!("source={}", path.display())).unwrap();
     let store = source.current();
@@ -246,7 +234,7 @@ proptest::proptest! {
         cuts in proptest::collection::btree_set(1usize..60, 0..5),
         gaps in proptest::collection::vec(0u32..5, 6),
     ) {
-        let dir = TempDir::new("chunks");
+        let dir = temp_dir("chunks");
         let (path, source, mut watcher) = loaded(&dir, "red");
         let full = flag_json("a-rather-longer-value");
         let mut ends: Vec<usize> = cuts.into_iter().filter(|cut| *cut < full.len()).collect();
@@ -271,9 +259,9 @@ proptest::proptest! {
 
 #[test]
 fn later_files_win_and_yaml_is_read_by_extension() {
-    let dir = TempDir::new("order");
-    let first = dir.0.join("a.json");
-    let second = dir.0.join("b.yaml");
+    let dir = temp_dir("order");
+    let first = dir.path().join("a.json");
+    let second = dir.path().join("b.yaml");
     std::fs::write(&first, flag_json("red")).unwrap();
     std::fs::write(
         &second,
@@ -287,10 +275,10 @@ fn later_files_win_and_yaml_is_read_by_extension() {
 
 #[test]
 fn startup_fails_on_any_bad_file_and_loads_nothing() {
-    let dir = TempDir::new("startup");
-    let good = dir.0.join("good.json");
+    let dir = temp_dir("startup");
+    let good = dir.path().join("good.json");
     std::fs::write(&good, flag_json("red")).unwrap();
-    let missing = dir.0.join("missing.json");
+    let missing = dir.path().join("missing.json");
     let source = Arc::new(FlagSource::new());
     let error = FileWatcher::load(Arc::clone(&source), &[good, missing]).unwrap_err();
     assert!(matches!(error, LoadError::Read { .. }));
@@ -331,7 +319,7 @@ fn load_fractional(
     dir: &TempDir,
     version: Option<FractionalVersion>,
 ) -> (PathBuf, Arc<FlagSource>, FileWatcher) {
-    let path = dir.0.join("custom-ops.json");
+    let path = dir.path().join("custom-ops.json");
     std::fs::write(&path, fractional_flag_json("wild")).unwrap();
     let source = Arc::new(FlagSource::new());
     let paths = std::slice::from_ref(&path);
@@ -381,7 +369,7 @@ fn loads_and_reloads_bucket_with_the_watchers_fractional_version() {
         ),
     ];
     for (version, rows) in cases {
-        let dir = TempDir::new("fractional");
+        let dir = temp_dir("fractional");
         let (path, source, mut watcher) = load_fractional(&dir, version);
         assert_eq!(watcher.options().fractional, version.unwrap_or(V2));
         for (name, suit) in rows {
@@ -414,9 +402,9 @@ proptest::proptest! {
         names in proptest::collection::vec("[a-zA-Z0-9@.é]{0,12}", 1..8),
         version in proptest::sample::select(vec![V1, V2, V3]),
     ) {
-        let dir = TempDir::new("fractional-prop");
+        let dir = temp_dir("fractional-prop");
         let (path, source, mut watcher) = load_fractional(&dir, Some(version));
-        let default_dir = TempDir::new("fractional-default");
+        let default_dir = temp_dir("fractional-default");
         let (_, default_source, _default_watcher) = load_fractional(&default_dir, None);
         let at_load: Vec<_> = names.iter().map(|name| suit_for(&source, name)).collect();
         std::fs::write(&path, fractional_flag_json("clubs")).unwrap();

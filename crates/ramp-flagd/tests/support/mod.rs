@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ramp_flagd::ofrep::OfrepOptions;
@@ -16,32 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// A directory under the system temp dir, removed when dropped.
-#[derive(Debug)]
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "ramp-flagd-test-{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh directory under the system temp dir, removed when dropped.
+pub(crate) fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ramp-flagd-test-{label}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// Replaces `path` the way editors do: write a sibling, rename it over.
@@ -83,13 +62,13 @@ pub(crate) struct FlagServer {
     pub(crate) source: Arc<FlagSource>,
     pub(crate) files: Vec<PathBuf>,
     stop: StopSwitch,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl FlagServer {
     /// Writes `files` (name, content) and serves them, later files winning.
     pub(crate) async fn start(files: &[(&str, &str)], options: OfrepOptions) -> FlagServer {
-        let dir = TempDir::new("server");
+        let dir = temp_dir("server");
         let paths: Vec<PathBuf> = files
             .iter()
             .map(|(name, text)| {

@@ -175,7 +175,7 @@ mod tests {
 
     use super::{Document, Format, ListQuery, document, list_json};
     use crate::error::ServerError;
-    use crate::test_support::TempDir;
+    use crate::test_support::temp_dir;
 
     fn incident(service: &str, data: Value) -> NewIncident {
         NewIncident {
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn list_is_newest_first_and_filtered_by_service() {
-        let dir = TempDir::new("list");
+        let dir = temp_dir("list");
         let store = Store::open(dir.path()).unwrap();
         for service in ["web", "api", "web"] {
             store.add_incident(&incident(service, json!({}))).unwrap();
@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn unknown_id_is_404_and_a_non_numeric_id_400() {
-        let dir = TempDir::new("errors");
+        let dir = temp_dir("errors");
         let store = Store::open(dir.path()).unwrap();
         let err = document(&store, "99", Format::Json).unwrap_err();
         assert!(err.to_string().contains("no incident 99"), "{err}");
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn record_carries_data_and_the_timeline_of_its_rollout() {
-        let dir = TempDir::new("record");
+        let dir = temp_dir("record");
         let store = Store::open(dir.path()).unwrap();
         let id = incident_with_history(&store);
         let Document::Json(record) = document(&store, &id.to_string(), Format::Json).unwrap()
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn markdown_has_the_metric_and_the_timeline() {
-        let dir = TempDir::new("markdown");
+        let dir = temp_dir("markdown");
         let store = Store::open(dir.path()).unwrap();
         let id = incident_with_history(&store);
         let doc = document(&store, &id.to_string(), Format::Markdown).unwrap();

@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::{FLAG_SOURCE_NAME, FlagService};
 use crate::error::ServerError;
-use crate::test_support::TempDir;
+use crate::test_support::temp_dir;
 
-fn service(dir: &TempDir) -> (Arc<Store>, FlagService) {
+fn service(dir: &tempfile::TempDir) -> (Arc<Store>, FlagService) {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let service = FlagService::load(Arc::clone(&store)).unwrap();
     (store, service)
@@ -33,7 +33,7 @@ fn evaluate(service: &FlagService, key: &str) -> Evaluation {
 
 #[test]
 fn every_committed_change_is_served_and_announced_once() {
-    let dir = TempDir::new("publish");
+    let dir = temp_dir("publish");
     let (_store, service) = service(&dir);
     assert!(service.source().is_ready());
     let mut changes = service.source().subscribe();
@@ -107,7 +107,7 @@ fn every_committed_change_is_served_and_announced_once() {
 
 #[test]
 fn refused_writes_change_nothing() {
-    let dir = TempDir::new("refused");
+    let dir = temp_dir("refused");
     let (store, service) = service(&dir);
     service.put("f", &flag("old"), None, "a").unwrap();
     let mut changes = service.source().subscribe();
@@ -145,7 +145,7 @@ fn refused_writes_change_nothing() {
 
 #[test]
 fn stored_flags_are_served_after_a_restart_and_a_refused_one_does_not_block_the_rest() {
-    let dir = TempDir::new("restart");
+    let dir = temp_dir("restart");
     {
         let (store, service) = service(&dir);
         service.put("kept", &flag("new"), None, "a").unwrap();
@@ -168,7 +168,7 @@ fn stored_flags_are_served_after_a_restart_and_a_refused_one_does_not_block_the_
 
 #[test]
 fn concurrent_writers_leave_the_source_serving_the_last_commit() {
-    let dir = TempDir::new("order");
+    let dir = temp_dir("order");
     let (store, service) = service(&dir);
     let service = Arc::new(service);
     let writers: Vec<_> = (0..4)

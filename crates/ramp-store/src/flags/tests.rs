@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::testutil::{TempDir, event};
+use crate::testutil::{event, temp_dir};
 use crate::{EventQuery, FlagEventKind, Store, StoreError};
 
 fn flag(state: &str, default_variant: &str) -> Value {
@@ -17,7 +17,7 @@ fn all_events(store: &Store) -> Vec<crate::EventRow> {
 
 #[test]
 fn create_update_and_no_op_are_versioned_and_audited() {
-    let dir = TempDir::new("flags-put");
+    let dir = temp_dir("flags-put");
     let store = Store::open(dir.path()).unwrap();
     let created = store
         .put_flag("checkout", &flag("ENABLED", "off"), None, "alice")
@@ -66,7 +66,7 @@ fn create_update_and_no_op_are_versioned_and_audited() {
 
 #[test]
 fn a_change_of_the_state_alone_is_recorded_as_disable_or_enable() {
-    let dir = TempDir::new("flags-state");
+    let dir = temp_dir("flags-state");
     let store = Store::open(dir.path()).unwrap();
     store
         .put_flag("f", &flag("ENABLED", "on"), None, "a")
@@ -89,7 +89,7 @@ fn a_change_of_the_state_alone_is_recorded_as_disable_or_enable() {
 
 #[test]
 fn a_version_conflict_changes_nothing() {
-    let dir = TempDir::new("flags-conflict");
+    let dir = temp_dir("flags-conflict");
     let store = Store::open(dir.path()).unwrap();
     store
         .put_flag("f", &flag("ENABLED", "on"), Some(0), "a")
@@ -133,7 +133,7 @@ fn a_version_conflict_changes_nothing() {
 
 #[test]
 fn delete_is_audited_and_a_recreated_flag_continues_its_versions() {
-    let dir = TempDir::new("flags-delete");
+    let dir = temp_dir("flags-delete");
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.delete_flag("f", None, "a").unwrap(), None);
     store
@@ -181,7 +181,7 @@ fn delete_is_audited_and_a_recreated_flag_continues_its_versions() {
 
 #[test]
 fn history_reads_use_the_flag_index() {
-    let dir = TempDir::new("flags-index");
+    let dir = temp_dir("flags-index");
     let store = Store::open(dir.path()).unwrap();
     let plan: Vec<String> = store
         .transaction(|tx| {
@@ -204,7 +204,7 @@ fn history_reads_use_the_flag_index() {
 
 #[test]
 fn the_change_and_its_event_are_one_transaction() {
-    let dir = TempDir::new("flags-atomic");
+    let dir = temp_dir("flags-atomic");
     let store = Store::open(dir.path()).unwrap();
     // An aborted transaction takes the flag and its event with it.
     let aborted = store.transaction(|tx| {
@@ -245,7 +245,7 @@ fn the_change_and_its_event_are_one_transaction() {
 
 #[test]
 fn flag_events_stay_append_only_and_flags_survive_reopening() {
-    let dir = TempDir::new("flags-durable");
+    let dir = temp_dir("flags-durable");
     let store = Store::open(dir.path()).unwrap();
     store
         .put_flag("f", &flag("ENABLED", "on"), None, "a")
